@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Generate the container v1 golden and must-fail example files.
+
+Why this script exists: the example archives under ``formats/golden/container``
+and ``formats/must-fail`` pin the byte layout of ``formats/container-v1.md``.
+They are built here *by hand* with ``struct`` — deliberately not with
+``nacrith.container`` — so that the tests compare two independent
+implementations of the spec: the reference encoder must reproduce the golden
+bytes, and the reference reader must reject every must-fail file with the
+exception named in ``formats/must-fail/README.md``.
+
+Usage (from the repository root or anywhere)::
+
+    python formats/make_container_examples.py          # (re)write the files
+    python formats/make_container_examples.py --check  # exit 1 if any differs
+
+Standard library only; the output is fully deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+FORMATS_DIR = Path(__file__).resolve().parent
+
+MAGIC = b"\x89NCR"
+
+# ---- the known inputs -------------------------------------------------------
+
+#: Original text of the stored-mode golden archive (45 bytes).
+FOX_TEXT = b"The quick brown fox jumps over the lazy dog.\n"
+#: Stored block size used for FOX_TEXT: gives two blocks (32 + 13 bytes).
+FOX_BLOCK_BYTES = 32
+
+#: Codec parameters of the model-mode header example.
+MODEL_SHA256 = hashlib.sha256(b"nacrith example model").digest()
+MODEL_PARAMS = {
+    "tokenizer": 1,
+    "cdf_total_bits": 24,
+    "block_tokens": 2048,
+    "flash_attn": 0,
+    "type_k": 1,  # ggml f16
+    "type_v": 1,
+    "start_token": 1,
+    "escape_token": 2,
+    "backend": "llama-cpp-python 0.3.36",
+}
+
+
+# ---- hand-rolled layout (independent of nacrith.container) ----------------
+
+
+def crc(data: bytes) -> int:
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def tlv(key: int, value: bytes) -> bytes:
+    return bytes([key, len(value)]) + value
+
+
+def model_params_entries() -> list[bytes]:
+    p = MODEL_PARAMS
+    return [
+        tlv(1, MODEL_SHA256),
+        tlv(2, bytes([p["tokenizer"]])),
+        tlv(3, bytes([p["cdf_total_bits"]])),
+        tlv(4, struct.pack("<I", p["block_tokens"])),
+        tlv(5, bytes([p["flash_attn"]])),
+        tlv(6, bytes([p["type_k"], p["type_v"]])),
+        tlv(7, struct.pack("<I", p["start_token"])),
+        tlv(8, struct.pack("<I", p["escape_token"])),
+        tlv(9, p["backend"].encode("utf-8")),
+    ]
+
+
+def header(mode: int, params: bytes, *, version: int = 1, magic: bytes = MAGIC) -> bytes:
+    body = magic + struct.pack("<BBH", version, mode, len(params)) + params
+    return body + struct.pack("<I", crc(body))
+
+
+def block(n_symbols: int, n_bytes: int, payload_len: int, crc32: int, payload: bytes) -> bytes:
+    return struct.pack("<IIII", n_symbols, n_bytes, payload_len, crc32) + payload
+
+
+def end(original_size: int, digest: bytes) -> bytes:
+    body = struct.pack("<Q", original_size) + digest
+    return struct.pack("<I", 0) + body + struct.pack("<I", crc(body))
+
+
+def blake(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def stored_archive(data: bytes, block_bytes: int) -> bytes:
+    out = header(1, b"")
+    for i in range(0, len(data), block_bytes):
+        chunk = data[i : i + block_bytes]
+        out += block(len(chunk), len(chunk), len(chunk), crc(chunk), chunk)
+    return out + end(len(data), blake(data))
+
+
+def flip_bit(data: bytes, offset: int, bit: int = 0) -> bytes:
+    b = bytearray(data)
+    b[offset] ^= 1 << bit
+    return bytes(b)
+
+
+# ---- the examples --------------------------------------------------------------
+
+
+def build() -> dict[str, bytes]:
+    """All example files, keyed by path relative to ``formats/``."""
+    files: dict[str, bytes] = {}
+    g = "golden/container/"
+    m = "must-fail/"
+
+    fox = stored_archive(FOX_TEXT, FOX_BLOCK_BYTES)
+    model_header = header(0, b"".join(model_params_entries()))
+    files[g + "stored-fox.nc"] = fox
+    files[g + "stored-empty.nc"] = stored_archive(b"", FOX_BLOCK_BYTES)
+    files[g + "model-header.bin"] = model_header
+
+    stored_hdr_len = 12  # magic 4 + version/mode/params_len 4 + crc 4
+    block0_payload_at = stored_hdr_len + 16
+    trailer_at = len(fox) - 28  # trailer: u64 + 16 + u32
+
+    # Header-level failures.
+    files[m + "container-bad-magic.nc"] = fox.replace(
+        MAGIC, b"\x89NCX", 1
+    )
+    files[m + "container-version-2.nc"] = header(1, b"", version=2) + fox[stored_hdr_len:]
+    files[m + "container-unknown-mode.nc"] = header(2, b"") + fox[stored_hdr_len:]
+    files[m + "container-unknown-param-key.nc"] = header(
+        0, b"".join(model_params_entries()) + tlv(10, b"\x00")
+    )
+    entries = model_params_entries()
+    entries[0], entries[1] = entries[1], entries[0]
+    files[m + "container-unsorted-param-keys.nc"] = header(0, b"".join(entries))
+    files[m + "container-missing-param.nc"] = header(
+        0, b"".join(e for e in model_params_entries() if e[0] != 4)
+    )
+    files[m + "container-header-crc-flipped.nc"] = flip_bit(fox, stored_hdr_len - 4, 3)
+    files[m + "container-truncated-header.nc"] = model_header[:10]
+
+    # Block-level failures.
+    files[m + "container-truncated-block-payload.nc"] = fox[: block0_payload_at + 10]
+    bad_sizes = bytearray(fox)
+    struct.pack_into("<I", bad_sizes, stored_hdr_len, 31)  # n_symbols 31 != n_bytes 32
+    files[m + "container-stored-size-inconsistent.nc"] = bytes(bad_sizes)
+    files[m + "container-block-too-large.nc"] = header(1, b"") + block(
+        0xFFFFFFF0, 0xFFFFFFF0, 0xFFFFFFF0, 0, b"only a few bytes follow"
+    )
+
+    # Trailer-level failures.
+    files[m + "container-truncated-trailer.nc"] = fox[:-5]
+    files[m + "container-trailer-crc-flipped.nc"] = flip_bit(fox, len(fox) - 1, 0)
+    files[m + "container-size-mismatch.nc"] = fox[: trailer_at - 4] + end(
+        len(FOX_TEXT) + 1, blake(FOX_TEXT)
+    )
+
+    # Decoder-level failures (structurally valid containers).
+    files[m + "container-block-crc-mismatch.nc"] = flip_bit(fox, block0_payload_at + 4, 5)
+    files[m + "container-digest-mismatch.nc"] = fox[: trailer_at - 4] + end(
+        len(FOX_TEXT), blake(FOX_TEXT + b"!")
+    )
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args(argv)
+    bad = 0
+    for rel, data in sorted(build().items()):
+        path = FORMATS_DIR / rel
+        if args.check:
+            if not path.is_file() or path.read_bytes() != data:
+                print(f"differs: {rel}", file=sys.stderr)
+                bad += 1
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            print(f"wrote {rel} ({len(data)} bytes)")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""nacrith: lossless compression with a small language model and an arithmetic coder.
+
+    >>> import nacrith
+    >>> blob = nacrith.compress(b"hello, world\\n")       # doctest: +SKIP
+    >>> nacrith.decompress(blob)                           # doctest: +SKIP
+    b'hello, world\\n'
+"""
+
+from .api import Codec, compress, decompress
+from .container import FORMAT_VERSION, MAGIC
+from .errors import (
+    ChecksumError,
+    EnvironmentMismatchError,
+    FormatError,
+    LimitError,
+    ModelError,
+    ModelMismatchError,
+    ModelNotFoundError,
+    NacrithError,
+    TokenizationError,
+    TruncatedError,
+    UnsupportedVersionError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Codec",
+    "compress",
+    "decompress",
+    "MAGIC",
+    "FORMAT_VERSION",
+    "NacrithError",
+    "FormatError",
+    "TruncatedError",
+    "UnsupportedVersionError",
+    "ChecksumError",
+    "ModelError",
+    "ModelNotFoundError",
+    "ModelMismatchError",
+    "EnvironmentMismatchError",
+    "LimitError",
+    "TokenizationError",
+]

@@ -1,0 +1,125 @@
+"""The library protocol: one-shot ``compress``/``decompress`` and the reusable :class:`Codec`.
+
+Loading a model costs about a second and ~200 MB; a :class:`Codec` keeps its engines (model,
+tokenizer, llama.cpp context) loaded across calls, the way python-zstandard's compressor
+objects keep their context.  A Codec may be used from one thread at a time (each engine has
+a lock); give each thread or process its own Codec.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Callable
+
+from . import codec, container, models
+from .codec import DEFAULT_BLOCK_TOKENS, Engine, NumericConfig, Progress
+from .errors import FormatError
+
+
+class Codec:
+    """Compresses and decompresses with one default model, loading models at most once."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        *,
+        threads: int | None = None,
+        block_tokens: int = DEFAULT_BLOCK_TOKENS,
+        limits: container.Limits = container.DEFAULT_LIMITS,
+    ):
+        self.model = model
+        self.threads = threads
+        self.block_tokens = block_tokens
+        self.limits = limits
+        self._engines: dict[str, Engine] = {}
+
+    def engine(self, model_file: models.ModelFile) -> Engine:
+        eng = self._engines.get(model_file.sha256)
+        if eng is None:
+            eng = self._engines[model_file.sha256] = Engine(model_file, threads=self.threads)
+        return eng
+
+    def compress(
+        self,
+        data: bytes,
+        *,
+        block_tokens: int | None = None,
+        progress: Progress | None = None,
+        on_total: Callable[[int], None] | None = None,
+    ) -> bytes:
+        """Compress ``data``; ``block_tokens`` overrides the codec's setting for this call."""
+        data = bytes(data)
+        if not data:
+            return codec.compress_stored(data)
+        eng = self.engine(models.resolve(self.model))
+        return codec.compress(
+            eng,
+            data,
+            block_tokens=block_tokens or self.block_tokens,
+            numeric=NumericConfig(), progress=progress, on_total=on_total
+        )
+
+    def decompress(
+        self,
+        data: bytes,
+        *,
+        progress: Progress | None = None,
+        on_total: Callable[[int], None] | None = None,
+    ) -> bytes:
+        """Decode one archive or several concatenated ones; anything else trailing is an error."""
+        data = bytes(data)
+        if on_total:
+            on_total(sum(i.total_symbols for i in scan(data, self.limits)))
+        stream = io.BytesIO(data)
+        out = []
+        while True:
+            reader = container.ArchiveReader(stream, self.limits)
+            out.append(
+                codec.decompress_archive(reader, self.engine, model=self.model, progress=progress)
+            )
+            rest = data[stream.tell() :]
+            if not rest:
+                return b"".join(out)
+            if not rest.startswith(container.MAGIC):
+                raise FormatError(f"{len(rest)} bytes of trailing data after the archive are not an archive")
+
+    def info(self, data: bytes) -> list[container.ArchiveInfo]:
+        return scan(data, self.limits)
+
+
+def scan(data: bytes, limits: container.Limits = container.DEFAULT_LIMITS) -> list[container.ArchiveInfo]:
+    """Header and block summary of every archive in ``data`` (no decoding)."""
+    stream = io.BytesIO(data)
+    infos = []
+    while stream.tell() < len(data) or not infos:
+        infos.append(container.read_info(stream, limits))
+        if not data[stream.tell() :].startswith(container.MAGIC):
+            break
+    return infos
+
+
+_shared: dict[tuple, Codec] = {}
+
+
+def _codec(model, threads, block_tokens=DEFAULT_BLOCK_TOKENS) -> Codec:
+    key = (None if model is None else os.fspath(model), threads, block_tokens)
+    if key not in _shared:
+        _shared[key] = Codec(model, threads=threads, block_tokens=block_tokens)
+    return _shared[key]
+
+
+def compress(
+    data: bytes,
+    *,
+    model: str | os.PathLike | None = None,
+    block_tokens: int = DEFAULT_BLOCK_TOKENS,
+    threads: int | None = None,
+) -> bytes:
+    """Compress ``data`` to a nacrith archive (models stay loaded for later calls)."""
+    return _codec(model, threads, block_tokens).compress(data)
+
+
+def decompress(data: bytes, *, model: str | os.PathLike | None = None, threads: int | None = None) -> bytes:
+    """Decompress one or more concatenated nacrith archives."""
+    return _codec(model, threads).decompress(data)

@@ -1,0 +1,709 @@
+"""The ``nacrith`` command line, modelled on gzip/xz/zstd.
+
+Why it looks the way it does: people already know ``zstd FILE``, ``-c``, ``-o``, ``-f``,
+``-k``/``--rm``, ``-t`` and ``-l``, and scripts already rely on their conventions (input kept
+unless asked, no silent overwrite, a partial output never left behind, a non-zero status on
+any failure).  nacrith keeps those conventions and adds what a neural codec needs: a model
+choice, a thread count, and per-file speed reporting (the model is slow, so tokens/s matters).
+
+Guarantees:
+
+* Output is written to a temporary file in the destination directory, fsynced and renamed
+  into place; on any error or interrupt (Ctrl-C, SIGTERM) the temporary file is removed.
+  The input is only read, and ``--rm`` deletes it only after the output is safely in place.
+* Every :class:`~nacrith.errors.NacrithError` becomes one line ``nacrith: error: ...`` and
+  the exit status of its class; see ``EXIT_CODES`` and ``docs/cli.md``.
+* With several inputs, a failing file is reported and skipped; the exit status is that of
+  the first failure.
+
+Heavy work stays in the library (:mod:`nacrith.api`, :mod:`nacrith.bench`); this module
+parses options, names files, moves bytes and formats reports.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import stat
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Callable
+
+import click
+
+from . import __version__, api, bench, container, models
+from .codec import DEFAULT_BLOCK_TOKENS, MAX_BLOCK_TOKENS, check_params, model_for
+from .errors import ChecksumError, NacrithError
+
+SUFFIX = ".nc"
+STDIO = "-"
+TMP_SUFFIX = ".nacrith-tmp"
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+EXIT_CODES = """\b
+Exit status:
+  0    success
+  1    failure: I/O error, refused overwrite, unknown suffix, tokenization error
+  2    usage error (bad option or argument)
+  3    input is not a nacrith archive, is corrupt, or needs a newer nacrith
+  4    checksum mismatch (also: bench round trip failed)
+  5    model not installed, not found, or not the archive's model
+  6    runtime environment differs from the one that wrote the archive
+  7    a size declared by the archive exceeds a safety limit
+  130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM)
+"""
+
+
+# -- errors and signals ---------------------------------------------------------------------
+
+
+class UserError(Exception):
+    """A refusal by the CLI itself (existing output, unknown suffix, ...): exit status 1."""
+
+    exit_code = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM delivered as an interrupt, so that ``finally`` blocks clean up temp files."""
+
+
+_signals: list[int] = []
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+    _signals.append(signum)
+    raise Terminated()
+
+
+def _check_signal() -> None:
+    """Re-raise a SIGTERM whose exception was swallowed (e.g. inside a ctypes callback)."""
+    if _signals:
+        raise Terminated()
+
+
+def _install_sigterm() -> Callable[[], None]:
+    """Route SIGTERM to :class:`Terminated`; returns a function restoring the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    old = signal.signal(signal.SIGTERM, _on_sigterm)
+    return lambda: signal.signal(signal.SIGTERM, old)
+
+
+def _say(message: str) -> None:
+    click.echo(f"nacrith: {message}", err=True)
+
+
+def _error(message: str) -> None:
+    _say(f"error: {message}")
+
+
+def _os_message(exc: OSError, name: str | None = None) -> str:
+    text = exc.strerror or str(exc)
+    where = exc.filename if exc.filename is not None else name
+    return f"{where}: {text}" if where else text
+
+
+def _describe(exc: BaseException, name: str | None) -> str:
+    if isinstance(exc, OSError):
+        return _os_message(exc, name)
+    if isinstance(exc, UserError):  # names its file itself
+        return str(exc)
+    return f"{name}: {exc}" if name else str(exc)
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, stop the interpreter from failing again when it flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+
+
+class _Main(click.Group):
+    """The top-level group: maps exceptions to one message line and an exit status."""
+
+    def invoke(self, ctx: click.Context):
+        _signals.clear()
+        restore = _install_sigterm()
+        try:
+            return super().invoke(ctx)
+        except Terminated:
+            _say("terminated")
+            ctx.exit(EXIT_TERMINATED)
+        except KeyboardInterrupt:
+            _say("interrupted")
+            ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            _silence_stdout()
+            _error("(stdout): Broken pipe")
+            ctx.exit(1)
+        except (NacrithError, UserError) as exc:
+            _error(str(exc))
+            ctx.exit(exc.exit_code)
+        except OSError as exc:
+            _error(_os_message(exc))
+            ctx.exit(1)
+        finally:
+            restore()
+
+
+def _for_each(names: tuple[str, ...], work: Callable[[str], None]) -> int:
+    """Run ``work`` on every name; report failures and return the first failure's status."""
+    status = 0
+    for name in names:
+        try:
+            work(name)
+        except BrokenPipeError:
+            raise
+        except (NacrithError, UserError, OSError) as exc:
+            _error(_describe(exc, _display(name)))
+            status = status or getattr(exc, "exit_code", 1)
+    return status
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _display(name: str | None) -> str:
+    if name is None:
+        return "(stdout)"
+    return "(stdin)" if name == STDIO else name
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class AtomicOutput:
+    """A file that appears at ``dest`` only when :meth:`commit` succeeds.
+
+    The bytes go to a hidden temporary file next to ``dest`` (same file system, so the final
+    ``os.replace`` is atomic); it is fsynced, given the source's permission bits and times,
+    and renamed.  Leaving the ``with`` block without committing removes the temporary file.
+    """
+
+    def __init__(self, dest: str):
+        self.dest = dest
+        folder = os.path.dirname(os.path.abspath(dest))
+        try:
+            fd, self.tmp = tempfile.mkstemp(
+                dir=folder, prefix="." + os.path.basename(dest) + ".", suffix=TMP_SUFFIX
+            )
+        except OSError as exc:  # name the destination, not the random temporary name
+            raise OSError(exc.errno, exc.strerror, dest) from None
+        self.file: BinaryIO = os.fdopen(fd, "wb")
+        self.committed = False
+
+    def __enter__(self) -> AtomicOutput:
+        return self
+
+    def commit(self, source: os.stat_result | None = None) -> None:
+        f = self.file
+        f.flush()
+        mode = stat.S_IMODE(source.st_mode) & 0o777 if source else 0o666 & ~_current_umask()
+        os.fchmod(f.fileno(), mode)
+        os.fsync(f.fileno())
+        f.close()
+        if source is not None:
+            os.utime(self.tmp, ns=(source.st_atime_ns, source.st_mtime_ns))
+        os.replace(self.tmp, self.dest)
+        self.committed = True
+        _fsync_dir(os.path.dirname(os.path.abspath(self.dest)))
+
+    def __exit__(self, *exc) -> bool:
+        if not self.committed:
+            self.file.close()
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
+        return False
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make the rename durable (best effort: not every file system allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Job:
+    """One input and where its output goes (``dest`` None = standard output)."""
+
+    src: str
+    dest: str | None
+
+
+def plan(src: str, *, compressing: bool, output: str | None, to_stdout: bool, force: bool) -> Job:
+    """Decide the output name for ``src`` and refuse what must not happen."""
+    if to_stdout or output == STDIO or (output is None and src == STDIO):
+        return Job(src, None)
+    if output is not None:
+        dest = output
+    elif compressing:
+        if src.endswith(SUFFIX) and not force:
+            raise UserError(f"{src}: already has the {SUFFIX} suffix; use -o to name the output or -f to add another")
+        dest = src + SUFFIX
+    else:
+        base = os.path.basename(src)
+        if not base.endswith(SUFFIX) or base == SUFFIX:
+            raise UserError(
+                f"{src}: unknown suffix (expected {SUFFIX}); name the output with -o FILE or write to stdout with -c"
+            )
+        dest = src[: -len(SUFFIX)]
+    if os.path.isdir(dest):
+        raise UserError(f"{dest}: is a directory; name an output file with -o")
+    if os.path.lexists(dest):
+        if src != STDIO and os.path.exists(dest) and os.path.samefile(src, dest):
+            raise UserError(f"{src}: input and output are the same file")
+        if not force:
+            raise UserError(f"{dest}: already exists; use -f to overwrite")
+    return Job(src, dest)
+
+
+def _read_input(src: str) -> tuple[bytes, os.stat_result | None]:
+    if src == STDIO:
+        return sys.stdin.buffer.read(), None
+    with open(src, "rb") as f:
+        st = os.fstat(f.fileno())
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(21, "Is a directory", src)
+        return f.read(), st if stat.S_ISREG(st.st_mode) else None
+
+
+def _write_stdout(data: bytes) -> None:
+    out = sys.stdout.buffer
+    out.write(data)
+    out.flush()
+
+
+# -- codec and progress ---------------------------------------------------------------------
+
+# A process may run several commands (tests, callers of ``main`` in-process); loading a model
+# costs a second and ~200 MB, so codecs (and their loaded engines) are kept per model/threads.
+_codecs: dict[tuple[str | None, int | None], api.Codec] = {}
+
+
+def get_codec(model: str | None, threads: int | None, block_tokens: int = DEFAULT_BLOCK_TOKENS) -> api.Codec:
+    codec = _codecs.get((model, threads))
+    if codec is None:
+        codec = _codecs[(model, threads)] = api.Codec(model, threads=threads)
+    codec.block_tokens = block_tokens
+    return codec
+
+
+class Meter:
+    """Counts coded symbols, drives a tqdm bar when wanted, and notices a pending SIGTERM."""
+
+    def __init__(self, show: bool, desc: str):
+        self.show = show
+        self.desc = desc
+        self.count = 0
+        self.bar = None
+
+    def total(self, n: int) -> None:
+        _check_signal()
+        if not self.show:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=n, desc=self.desc, unit="tok", unit_scale=True, file=sys.stderr, leave=False, dynamic_ncols=True
+            )
+        else:
+            self.bar.reset(total=n)
+
+    def __call__(self, n: int) -> None:
+        _check_signal()
+        self.count += n
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _bar_wanted(quiet: bool) -> bool:
+    return not quiet and _isatty(sys.stderr)
+
+
+def summary_line(
+    src: str, dest: str | None, size_in: int, size_out: int, compressed: int, original: int,
+    symbols: int, seconds: float, note: str = "",
+) -> str:
+    """One line per file: names, sizes, bits per byte, symbols, time and tokens/s."""
+    bpb = f"{8.0 * compressed / original:.3f} bpb" if original else "- bpb"
+    rate = f"{symbols / seconds:,.1f} tokens/s" if symbols and seconds > 0 else "- tokens/s"
+    text = (
+        f"{_display(src)} -> {_display(dest)}: {size_in:,} -> {size_out:,} bytes, {bpb}, "
+        f"{symbols:,} symbols, {seconds:.2f} s, {rate}"
+    )
+    return text + (f" ({note})" if note else "")
+
+
+def _model_symbols(infos: list[container.ArchiveInfo]) -> int:
+    return sum(i.total_symbols for i in infos if i.header.mode == container.MODE_MODEL)
+
+
+def _verbose_lines(infos: list[container.ArchiveInfo]) -> list[str]:
+    lines = []
+    for k, info in enumerate(infos):
+        h = info.header
+        what = f"  member {k + 1}/{len(infos)}: " if len(infos) > 1 else "  "
+        if h.mode == container.MODE_MODEL and h.params is not None:
+            p = h.params
+            lines.append(
+                f"{what}model sha256 {p.model_sha256.hex()}, {info.n_blocks} block(s) of <= {p.block_tokens} "
+                f"tokens, backend {p.backend or '?'}"
+            )
+        else:
+            lines.append(f"{what}stored (not model coded), {info.n_blocks} block(s)")
+    return lines
+
+
+# -- options --------------------------------------------------------------------------------
+
+
+def _io_options(f):
+    for opt in reversed(
+        [
+            click.argument("files", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True)),
+            click.option("-o", "--output", metavar="PATH", type=click.Path(allow_dash=True),
+                         help="Write to PATH (only with a single input; '-' = stdout)."),
+            click.option("-c", "--stdout", "to_stdout", is_flag=True,
+                         help="Write to standard output (several inputs are concatenated)."),
+            click.option("-f", "--force", is_flag=True,
+                         help="Overwrite existing output files; allow compressed data on a terminal."),
+            click.option("-k", "--keep/--rm", "keep", default=True,
+                         help="Keep (default) or remove the input once the output is safely written."),
+            click.option("-q", "--quiet", is_flag=True, help="No summary lines or progress bar."),
+            click.option("-v", "--verbose", count=True, help="Also describe each archive."),
+            _model_option,
+            _threads_option,
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+_model_option = click.option(
+    "--model",
+    metavar="NAME|PATH",
+    help=f"Model preset ({', '.join(models.PRESETS)}) or a GGUF file.  Default: $NACRITH_MODEL, else "
+    f"{models.DEFAULT_MODEL}; when decompressing, the model recorded in the archive.",
+)
+_threads_option = click.option(
+    "-T", "--threads", type=click.IntRange(min=1), metavar="N", help="llama.cpp threads (default: free cores)."
+)
+_block_tokens_option = click.option(
+    "--block-tokens", type=click.IntRange(1, MAX_BLOCK_TOKENS), default=DEFAULT_BLOCK_TOKENS, show_default=True,
+    metavar="N", help="Symbols per independently decodable block (longer = more context, better ratio).",
+)
+
+
+def _inputs(files: tuple[str, ...], output: str | None, to_stdout: bool) -> tuple[str, ...]:
+    if not files:
+        if _isatty(sys.stdin):
+            raise click.UsageError("no input files, and standard input is a terminal")
+        files = (STDIO,)
+    if output is not None and len(files) > 1:
+        raise click.UsageError("-o/--output takes a single input file")
+    if output is not None and to_stdout:
+        raise click.UsageError("-o/--output and -c/--stdout exclude each other")
+    if files.count(STDIO) > 1:
+        raise click.UsageError("standard input ('-') can be read only once")
+    return files
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+@click.group(
+    cls=_Main,
+    epilog=EXIT_CODES,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, "-V", "--version", prog_name="nacrith")
+def main() -> None:
+    """nacrith: lossless compression with a small language model.
+
+    Files are compressed to FILE.nc and decompressed back; with no FILE or with '-' the
+    command reads standard input and writes standard output.  The model that compressed
+    an archive must be available to decompress it (its sha256 is recorded in the archive).
+    """
+
+
+@main.command(short_help="Compress files to FILE.nc.")
+@_io_options
+@_block_tokens_option
+@click.pass_context
+def compress(ctx, files, output, to_stdout, force, keep, quiet, verbose, model, threads, block_tokens):
+    """Compress FILEs to FILE.nc (standard input to standard output)."""
+    files = _inputs(files, output, to_stdout)
+    codec = get_codec(model, threads, block_tokens)
+    warned = []
+
+    def one(src: str) -> None:
+        job = plan(src, compressing=True, output=output, to_stdout=to_stdout, force=force)
+        if job.dest is None and not force and _isatty(sys.stdout):
+            raise UserError(
+                "refusing to write compressed data to a terminal; redirect stdout, use -o FILE, or -f to force"
+            )
+        data, st = _read_input(src)
+        if data:  # load the model outside the timed region
+            codec.engine(models.resolve(codec.model))
+        meter = Meter(_bar_wanted(quiet), _display(src))
+        t0 = time.perf_counter()
+        try:
+            if job.dest is None:
+                archive = codec.compress(data, progress=meter, on_total=meter.total)
+                meter.close()
+                _write_stdout(archive)
+            else:
+                with AtomicOutput(job.dest) as out:
+                    archive = codec.compress(data, progress=meter, on_total=meter.total)
+                    meter.close()
+                    out.file.write(archive)
+                    out.commit(st)
+        finally:
+            meter.close()
+        seconds = time.perf_counter() - t0
+        _finish(job, keep, quiet, warned)
+        if not quiet:
+            infos = api.scan(archive)
+            stored = all(i.header.mode == container.MODE_STORED for i in infos)
+            note = "stored: the model could not shrink it" if stored and data else ""
+            _say(summary_line(src, job.dest, len(data), len(archive), len(archive), len(data),
+                              meter.count, seconds, note))
+            if verbose:
+                for line in _verbose_lines(infos):
+                    _say(line)
+
+    ctx.exit(_for_each(files, one))
+
+
+def _finish(job: Job, keep: bool, quiet: bool, warned: list) -> None:
+    """Apply --rm once the output is in place."""
+    if keep or job.src == STDIO:
+        return
+    if job.dest is None:
+        if not quiet and not warned:
+            _say("warning: --rm ignored when writing to standard output")
+            warned.append(True)
+        return
+    os.unlink(job.src)
+
+
+@main.command(short_help="Decompress FILE.nc to FILE.")
+@_io_options
+@click.option("-l", "--list", "list_only", is_flag=True, help="Describe the archives (like 'nacrith info').")
+@click.pass_context
+def decompress(ctx, files, output, to_stdout, force, keep, quiet, verbose, model, threads, list_only):
+    """Decompress FILE.nc to FILE (standard input to standard output)."""
+    files = _inputs(files, output, to_stdout)
+    if list_only:
+        ctx.exit(_for_each(files, _print_info))
+    codec = get_codec(model, threads)
+    warned = []
+
+    def one(src: str) -> None:
+        job = plan(src, compressing=False, output=output, to_stdout=to_stdout, force=force)
+        archive, st = _read_input(src)
+        infos = api.scan(archive, codec.limits)  # structural check before any output exists
+        _preload(codec, infos, model)
+        meter = Meter(_bar_wanted(quiet), _display(src))
+        t0 = time.perf_counter()
+        try:
+            if job.dest is None:
+                data = codec.decompress(archive, progress=meter, on_total=meter.total)
+                meter.close()
+                _write_stdout(data)
+            else:
+                with AtomicOutput(job.dest) as out:
+                    data = codec.decompress(archive, progress=meter, on_total=meter.total)
+                    meter.close()
+                    out.file.write(data)
+                    out.commit(st)
+        finally:
+            meter.close()
+        seconds = time.perf_counter() - t0
+        _finish(job, keep, quiet, warned)
+        if not quiet:
+            _say(summary_line(src, job.dest, len(archive), len(data), len(archive), len(data),
+                              _model_symbols(infos), seconds))
+            if verbose:
+                for line in _verbose_lines(infos):
+                    _say(line)
+
+    ctx.exit(_for_each(files, one))
+
+
+def _preload(codec: api.Codec, infos: list[container.ArchiveInfo], model: str | None) -> None:
+    """Load the archive's model before timing starts (errors surface here, before output)."""
+    for info in infos:
+        params = info.header.params
+        if info.header.mode == container.MODE_MODEL and params is not None:
+            check_params(params)
+            codec.engine(model_for(params, model))
+
+
+def _print_info(src: str) -> None:
+    if src == STDIO:
+        infos = container.read_info_all(io.BytesIO(sys.stdin.buffer.read()))
+    else:
+        with open(src, "rb") as f:
+            infos = container.read_info_all(f)
+    click.echo(f"{_display(src)}:")
+    for k, info in enumerate(infos):
+        if len(infos) > 1:
+            if k:
+                click.echo()
+            click.echo(f"member {k + 1} of {len(infos)}:")
+        click.echo(container.format_info(info))
+    click.echo()
+
+
+@main.command(short_help="Describe archives without decoding them.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.pass_context
+def info(ctx, files):
+    """Describe archives (header, blocks, sizes) without decoding them."""
+    ctx.exit(_for_each(files, _print_info))
+
+
+@main.command("test", short_help="Check that archives decode correctly.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing for good archives.")
+@_model_option
+@_threads_option
+@click.pass_context
+def test_cmd(ctx, files, quiet, model, threads):
+    """Decode archives completely and check them, writing nothing (like 'zstd -t')."""
+    codec = get_codec(model, threads)
+
+    def one(src: str) -> None:
+        archive, _ = _read_input(src)
+        meter = Meter(_bar_wanted(quiet), _display(src))
+        t0 = time.perf_counter()
+        try:
+            data = codec.decompress(archive, progress=meter, on_total=meter.total)
+        finally:
+            meter.close()
+        if not quiet:
+            click.echo(f"{_display(src)}: OK ({len(data):,} bytes, {time.perf_counter() - t0:.2f} s)")
+
+    ctx.exit(_for_each(files, one))
+
+
+# -- bench ----------------------------------------------------------------------------------
+
+_COLUMNS = [
+    # header, width, BenchRow -> text
+    ("compressor", 10, lambda r: r.compressor),
+    ("original", 12, lambda r: f"{r.original_size:,}"),
+    ("compressed", 12, lambda r: "-" if r.compressed_size is None else f"{r.compressed_size:,}"),
+    ("bpb", 7, lambda r: "-" if r.bits_per_byte is None else f"{r.bits_per_byte:.3f}"),
+    ("comp s", 9, lambda r: "-" if r.compress_seconds is None else f"{r.compress_seconds:.3f}"),
+    ("comp tok/s", 10, lambda r: "-" if r.compress_tokens_per_second is None else f"{r.compress_tokens_per_second:,.1f}"),
+    ("decomp s", 9, lambda r: "-" if r.decompress_seconds is None else f"{r.decompress_seconds:.3f}"),
+    ("dec tok/s", 10, lambda r: "-" if r.decompress_tokens_per_second is None else f"{r.decompress_tokens_per_second:,.1f}"),
+    ("ok", 3, lambda r: "yes" if r.ok else "NO"),
+]
+
+
+def format_row(row: bench.BenchRow | None, file_width: int) -> str:
+    """One table line (``row`` None = the header); text left-aligned, numbers right-aligned."""
+    cells = ["file".ljust(file_width) if row is None else row.file.ljust(file_width)]
+    for k, (title, width, get) in enumerate(_COLUMNS):
+        text = title if row is None else get(row)
+        cells.append(text.ljust(width) if k == 0 else text.rjust(width))
+    return "  ".join(cells).rstrip()
+
+
+@main.command("bench", short_help="Compare nacrith with gzip, bzip2, xz, zstd, cmix, paq8px.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@_model_option
+@_block_tokens_option
+@_threads_option
+@click.option("--json", "json_path", metavar="PATH", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Also write the measurements as JSON to PATH ('-' = stdout, table then goes to stderr).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
+@click.pass_context
+def bench_cmd(ctx, files, model, block_tokens, threads, json_path, quiet):
+    """Compare nacrith with gzip, bzip2, xz, zstd (and cmix, paq8px if installed).
+
+    Each file is compressed and decompressed by every compressor; nacrith's round trip must
+    reproduce the file exactly or the command fails with status 4.
+    """
+    for path in files:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(2, "No such file", path)
+    codec = get_codec(model, threads, block_tokens)
+    external = bench.external_programs()
+    table_to_err = json_path == STDIO
+    width = max(len("file"), *(len(f) for f in files))
+
+    def emit(text: str) -> None:
+        click.echo(text, err=table_to_err)
+
+    if not quiet:
+        found = ", ".join(external) if external else "none found"
+        _say(f"loading the model and warming up (external compressors: {found})")
+    env = bench.environment(codec)
+    emit(format_row(None, width))
+
+    def on_row(row: bench.BenchRow) -> None:
+        emit(format_row(row, width))
+
+    rows = bench.bench_files(codec, files, external=external, on_row=on_row)
+    if json_path:
+        doc = json.dumps({"environment": env, "rows": [r.as_dict() for r in rows]}, indent=2) + "\n"
+        if json_path == STDIO:
+            _write_stdout(doc.encode())
+        else:
+            with AtomicOutput(json_path) as out:
+                out.file.write(doc.encode())
+                out.commit()
+    status = 0
+    for row in rows:
+        if row.ok:
+            continue
+        if row.compressor == bench.NACRITH:
+            _error(f"{row.file}: round trip FAILED: {row.error}")
+            status = ChecksumError.exit_code
+        else:
+            _say(f"warning: {row.compressor} on {row.file}: {row.error}")
+    ctx.exit(status)
+
+
+if __name__ == "__main__":
+    main(prog_name="nacrith")

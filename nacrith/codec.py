@@ -1,0 +1,316 @@
+"""The neural codec: bytes -> symbols -> model probabilities -> arithmetic-coded blocks.
+
+Encoder and decoder run the same computation in the same order (the rule that makes a file
+decodable at all):
+
+* The input's symbols (see ``tokenization``) are cut into blocks of ``block_tokens``.  Every
+  block starts from an empty KV cache with ``start_token`` at position 0, so blocks are
+  independent and a damaged block cannot poison the next.
+* The logits that predict symbol ``i`` of a block come from the model after positions
+  ``0..i`` (the start token and the first ``i`` symbols; an escaped byte enters the model as
+  the escape token).  The decoder evaluates one token per ``llama_decode``; the encoder, who
+  knows every token, evaluates them in batches.  That is only allowed because the numeric
+  configuration we use (flash attention on, Q8_0 K/V cache) makes batched and one-token
+  logits bit-identical; ``tests/test_determinism.py`` proves it on every run.
+* ``cdf.interval_from_logits`` / ``symbol_from_logits`` turn one row of logits into integer
+  frequencies with total 2**24 in one jitted function; the coder only sees integers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+import zlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import cdf, container, models
+from .coder import ArithmeticDecoder, ArithmeticEncoder
+from .container import CodecParams
+from .errors import ChecksumError, FormatError, ModelMismatchError, ModelNotFoundError, UnsupportedVersionError
+from .tokenization import TOKENIZER_VERSION, Tokenizer
+
+DEFAULT_BLOCK_TOKENS = 1024
+# Encoder batch: speed only (batched logits equal one-token logits in our configuration).
+ENCODER_BATCH = 256
+MAX_BLOCK_TOKENS = 8191
+ESCAPE_BITS = 8
+
+Progress = Callable[[int], None]  # called with the number of symbols just coded
+
+
+def default_threads() -> int:
+    """llama.cpp threads that will not oversubscribe the machine.
+
+    More threads than free cores makes OpenMP workers fight and ran 10-50x slower here, so
+    we take the cores this process may use minus the current load, and at least one.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    try:
+        busy = int(os.getloadavg()[0] + 0.5)
+    except OSError:  # pragma: no cover
+        busy = 0
+    return max(1, min(cores, cores - busy + 1 if busy else cores))
+
+
+@dataclass(frozen=True)
+class NumericConfig:
+    """The llama.cpp settings that change logits, recorded in every archive."""
+
+    flash_attn: bool = True
+    type_k: int = 8  # GGML_TYPE_Q8_0
+    type_v: int = 8
+
+
+class Engine:
+    """A loaded model with its tokenizer and inference contexts: expensive, so reuse it.
+
+    One engine may be used by one thread at a time (a lock enforces it); give each thread or
+    process its own.  Created lazily by :class:`nacrith.Codec`.
+    """
+
+    def __init__(self, model_file: models.ModelFile, threads: int | None = None):
+        from .native import BACKEND, LlamaModel
+
+        self.model_file = model_file
+        self.threads = threads or default_threads()
+        self.backend = BACKEND
+        self.model = LlamaModel(model_file.path)
+        self.tokenizer = Tokenizer(self.model)
+        self.n_vocab = self.model.n_vocab
+        self.start_token = self.model.bos if self.model.bos >= 0 else self.tokenizer.escape_token
+        self._contexts: dict[tuple, object] = {}
+        self._work = np.empty(self.n_vocab, dtype=np.float64)
+        self.lock = threading.Lock()
+
+    def context(self, block_tokens: int, numeric: NumericConfig):
+        from .native import LlamaContext
+
+        key = (block_tokens, numeric)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            ctx = LlamaContext(
+                self.model,
+                n_ctx=block_tokens + 1,
+                n_batch=min(ENCODER_BATCH, block_tokens + 1),
+                n_threads=self.threads,
+                flash_attn=numeric.flash_attn,
+                type_k=numeric.type_k,
+                type_v=numeric.type_v,
+            )
+            self._contexts = {key: ctx}  # keep one: each holds a KV cache
+        return ctx
+
+    def params(self, block_tokens: int, numeric: NumericConfig) -> CodecParams:
+        return CodecParams(
+            model_sha256=bytes.fromhex(self.model_file.sha256),
+            tokenizer=TOKENIZER_VERSION,
+            cdf_total_bits=cdf.TOTAL_BITS,
+            block_tokens=block_tokens,
+            flash_attn=numeric.flash_attn,
+            type_k=numeric.type_k,
+            type_v=numeric.type_v,
+            start_token=self.start_token,
+            escape_token=self.tokenizer.escape_token,
+            backend=self.backend,
+        )
+
+    # -- one block each way ----------------------------------------------------------------
+
+    def _llm_inputs(self, symbols: np.ndarray, escape: int) -> np.ndarray:
+        tokens = np.where(symbols < self.n_vocab, symbols, escape)
+        return np.concatenate(([self.start_token], tokens[:-1])).astype(np.int64)
+
+    def encode_block(self, ctx, symbols: np.ndarray, progress: Progress | None) -> bytes:
+        n_vocab, escape = self.n_vocab, self.tokenizer.escape_token
+        inputs = self._llm_inputs(symbols, escape)
+        enc = ArithmeticEncoder()
+        ctx.clear()
+        for start in range(0, len(inputs), ctx.n_batch):
+            rows = ctx.decode(inputs[start : start + ctx.n_batch], start)
+            for j, row in enumerate(rows):
+                sym = int(symbols[start + j])
+                if sym >= n_vocab:
+                    lo, f = cdf.interval_from_logits(row, escape, self._work)
+                    enc.encode(lo, f)
+                    enc.encode_uniform(sym - n_vocab, ESCAPE_BITS)
+                else:
+                    lo, f = cdf.interval_from_logits(row, sym, self._work)
+                    enc.encode(lo, f)
+            if progress:
+                progress(len(rows))
+        return enc.finish()
+
+    def decode_block(self, ctx, payload: bytes, n_symbols: int, progress: Progress | None) -> bytes:
+        n_vocab, escape = self.n_vocab, self.tokenizer.escape_token
+        dec = ArithmeticDecoder(payload)
+        ctx.clear()
+        out = bytearray()
+        token = self.start_token
+        pieces = self.tokenizer.pieces
+        for pos in range(n_symbols):
+            row = ctx.decode((token,), pos)[0]
+            sym, lo, f = cdf.symbol_from_logits(row, dec.target(), self._work)
+            dec.consume(lo, f)
+            if sym == escape:
+                out.append(dec.decode_uniform(ESCAPE_BITS))
+            else:
+                out += pieces[sym]
+            token = sym
+            if progress and (pos & 63) == 63:
+                progress(64)
+        if progress and n_symbols & 63:
+            progress(n_symbols & 63)
+        return bytes(out)
+
+
+# -- whole archives ------------------------------------------------------------------------
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def compress(
+    engine: Engine,
+    data: bytes,
+    *,
+    block_tokens: int = DEFAULT_BLOCK_TOKENS,
+    numeric: NumericConfig = NumericConfig(),
+    progress: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> bytes:
+    """Compress ``data`` into one archive (falls back to stored mode if that is smaller)."""
+    if not 1 <= block_tokens <= MAX_BLOCK_TOKENS:
+        raise ValueError(f"block_tokens must be in 1..{MAX_BLOCK_TOKENS}, got {block_tokens}")
+    with engine.lock:
+        symbols = engine.tokenizer.encode(data)
+        if on_total:
+            on_total(len(symbols))
+        ctx = engine.context(block_tokens, numeric)
+        out = io.BytesIO()
+        out.write(container.encode_header(container.MODE_MODEL, engine.params(block_tokens, numeric)))
+        lengths = engine.tokenizer.symbol_len
+        offset = 0
+        for start in range(0, len(symbols), block_tokens):
+            block = symbols[start : start + block_tokens]
+            n_bytes = int(lengths[block].sum())
+            raw = data[offset : offset + n_bytes]
+            offset += n_bytes
+            payload = engine.encode_block(ctx, block, progress)
+            out.write(container.encode_block(len(block), n_bytes, zlib.crc32(raw), payload))
+        assert offset == len(data), "tokenizer lost bytes"  # guarded by tokenization's own checks
+        out.write(container.encode_end(len(data), _digest(data)))
+    archive = out.getvalue()
+    stored = compress_stored(data)
+    return stored if len(stored) < len(archive) else archive
+
+
+STORED_BLOCK = 1 << 24
+
+
+def compress_stored(data: bytes) -> bytes:
+    """The archive that keeps ``data`` as it is (for input the model cannot shrink)."""
+    parts = [container.encode_header(container.MODE_STORED, None)]
+    for start in range(0, len(data), STORED_BLOCK):
+        chunk = data[start : start + STORED_BLOCK]
+        parts.append(container.encode_block(len(chunk), len(chunk), zlib.crc32(chunk), chunk))
+    parts.append(container.encode_end(len(data), _digest(data)))
+    return b"".join(parts)
+
+
+def check_params(params: CodecParams) -> None:
+    """Refuse archives whose settings this version cannot reproduce."""
+    if params.tokenizer != TOKENIZER_VERSION:
+        raise UnsupportedVersionError(
+            f"archive uses tokenizer scheme {params.tokenizer}; this nacrith knows {TOKENIZER_VERSION}: upgrade nacrith"
+        )
+    if params.cdf_total_bits != cdf.TOTAL_BITS:
+        raise UnsupportedVersionError(f"archive uses CDF total 2^{params.cdf_total_bits}; only 2^{cdf.TOTAL_BITS} is supported")
+    if not 1 <= params.block_tokens <= MAX_BLOCK_TOKENS:
+        raise FormatError(f"archive declares block_tokens={params.block_tokens}, outside 1..{MAX_BLOCK_TOKENS}")
+
+
+def model_for(params: CodecParams, model: str | os.PathLike | None) -> models.ModelFile:
+    """The model file an archive needs: the one asked for (checked), else the matching preset."""
+    want = params.model_sha256.hex()
+    if model is not None:
+        mf = models.resolve(model)
+        if mf.sha256 != want:
+            raise ModelMismatchError(archive_sha256=want, model_sha256=mf.sha256)
+        return mf
+    env = os.environ.get(models.MODEL_ENV)
+    if env:
+        mf = models.resolve(env)
+        if mf.sha256 == want:
+            return mf
+    mf = models.find_by_sha256(want)
+    if mf is None:
+        raise ModelNotFoundError(
+            f"this archive was made with a custom model (sha256 {want}); pass that GGUF file with --model PATH"
+        )
+    return mf
+
+
+def decompress_archive(
+    reader: container.ArchiveReader,
+    get_engine: Callable[[models.ModelFile], Engine],
+    *,
+    model: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> bytes:
+    """Decode one archive whose header ``reader`` has already read."""
+    header = reader.header
+    out = bytearray()
+    digest = hashlib.blake2b(digest_size=16)
+    if header.mode == container.MODE_STORED:
+        blocks = reader.blocks()
+        engine = ctx = None
+    else:
+        params = header.params
+        check_params(params)
+        engine = get_engine(model_for(params, model))
+        numeric = NumericConfig(params.flash_attn, params.type_k, params.type_v)
+        if params.start_token != engine.start_token or params.escape_token != engine.tokenizer.escape_token:
+            raise FormatError("archive's start/escape tokens do not match this model's vocabulary")
+        blocks = reader.blocks()
+    with engine.lock if engine else _nolock:
+        if engine:
+            ctx = engine.context(params.block_tokens, numeric)
+        for index, (bh, payload) in enumerate(blocks):
+            if header.mode == container.MODE_STORED:
+                raw = payload
+                if progress:
+                    progress(bh.n_symbols)
+            else:
+                if bh.n_symbols > params.block_tokens:
+                    raise FormatError(f"block {index} declares {bh.n_symbols} symbols, more than block_tokens")
+                raw = engine.decode_block(ctx, payload, bh.n_symbols, progress)
+            actual = zlib.crc32(raw)
+            if len(raw) != bh.n_bytes or actual != bh.crc32:
+                raise ChecksumError(block_index=index, expected=bh.crc32, actual=actual)
+            out += raw
+            digest.update(raw)
+    trailer = reader.trailer
+    if trailer.original_size != len(out) or trailer.digest != digest.digest():
+        raise ChecksumError(block_index=None, expected=trailer.digest.hex(), actual=digest.hexdigest())
+    return bytes(out)
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+_nolock = _NoLock()

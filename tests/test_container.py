@@ -1,0 +1,585 @@
+"""Tests for the container v1 format (nacrith.container) and the error tree.
+
+Why: the container is the only part of an archive that is parsed before any
+model is trusted, so it must reject every malformed input with the documented
+exception and never allocate from an untrusted length.  The golden and
+must-fail files in ``formats/`` are built independently by
+``formats/make_container_examples.py``; these tests tie that generator, the
+spec's README tables and the reference implementation together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import re
+import struct
+import tracemalloc
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nacrith import container as C
+from nacrith import errors as E
+
+ROOT = Path(__file__).resolve().parent.parent
+FORMATS = ROOT / "formats"
+GOLDEN = FORMATS / "golden" / "container"
+MUST_FAIL = FORMATS / "must-fail"
+
+HYP = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+def _load_generator():
+    spec = importlib.util.spec_from_file_location(
+        "make_container_examples", FORMATS / "make_container_examples.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+GEN = _load_generator()
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+
+def read_all(data: bytes, limits: C.Limits = C.DEFAULT_LIMITS) -> tuple[C.ArchiveReader, list]:
+    """Parse a whole archive member; return the reader and its blocks."""
+    reader = C.ArchiveReader(io.BytesIO(data), limits)
+    blocks = list(reader.blocks())
+    assert reader.trailer is not None
+    return reader, blocks
+
+
+def decode_stored(reader: C.ArchiveReader) -> bytes:
+    """Minimal mode 1 decoder doing the decoder-level checks of spec section 6."""
+    assert reader.header.mode == C.MODE_STORED
+    out = bytearray()
+    digest = hashlib.blake2b(digest_size=16)
+    for index, (bh, payload) in enumerate(reader.blocks()):
+        actual = zlib.crc32(payload) & 0xFFFFFFFF
+        if len(payload) != bh.n_bytes or actual != bh.crc32:
+            raise E.ChecksumError(block_index=index, expected=bh.crc32, actual=actual)
+        out += payload
+        digest.update(payload)
+    assert reader.trailer is not None
+    if digest.digest() != reader.trailer.digest:
+        raise E.ChecksumError(
+            block_index=None, expected=reader.trailer.digest, actual=digest.digest()
+        )
+    return bytes(out)
+
+
+def example_params(**overrides) -> C.CodecParams:
+    values = dict(
+        model_sha256=GEN.MODEL_SHA256,
+        tokenizer=1,
+        cdf_total_bits=24,
+        block_tokens=2048,
+        flash_attn=False,
+        type_k=1,
+        type_v=1,
+        start_token=1,
+        escape_token=2,
+        backend="llama-cpp-python 0.3.36",
+    )
+    values.update(overrides)
+    return C.CodecParams(**values)
+
+
+def model_archive(blocks: list[tuple[int, bytes, bytes]], params: C.CodecParams | None = None) -> bytes:
+    """A mode 0 archive from (n_symbols, original, payload) triples."""
+    parts = [C.encode_header(C.MODE_MODEL, params or example_params())]
+    original = b""
+    for n_symbols, raw, payload in blocks:
+        parts.append(C.encode_block(n_symbols, len(raw), C.block_crc32(raw), payload))
+        original += raw
+    parts.append(C.encode_end(len(original), hashlib.blake2b(original, digest_size=16).digest()))
+    return b"".join(parts)
+
+
+def must_fail_table() -> dict[str, tuple[str, str]]:
+    text = (MUST_FAIL / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(container-[^`]+)` \| `(\w+)` \| (reader|decoder) \|", text, re.M)
+    return {name: (exc, layer) for name, exc, layer in rows}
+
+
+class Trickle(io.RawIOBase):
+    """A non-seekable stream returning at most ``step`` bytes per read."""
+
+    def __init__(self, data: bytes, step: int = 1) -> None:
+        self._data = data
+        self._pos = 0
+        self._step = step
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            n = len(self._data)
+        n = min(n, self._step)
+        chunk = self._data[self._pos : self._pos + n]
+        self._pos += len(chunk)
+        return chunk
+
+
+# ---------------------------------------------------------------------------
+# errors
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cls,code,parents",
+    [
+        (E.NacrithError, 1, (Exception,)),
+        (E.FormatError, 3, (E.NacrithError, ValueError)),
+        (E.TruncatedError, 3, (E.FormatError, EOFError)),
+        (E.UnsupportedVersionError, 3, (E.FormatError,)),
+        (E.ChecksumError, 4, (E.NacrithError,)),
+        (E.ModelError, 5, (E.NacrithError,)),
+        (E.ModelNotFoundError, 5, (E.ModelError,)),
+        (E.ModelMismatchError, 5, (E.ModelError,)),
+        (E.EnvironmentMismatchError, 6, (E.NacrithError,)),
+        (E.LimitError, 7, (E.NacrithError,)),
+        (E.TokenizationError, 1, (E.NacrithError,)),
+    ],
+)
+def test_error_tree(cls, code, parents):
+    assert cls.exit_code == code
+    for parent in parents:
+        assert issubclass(cls, parent)
+
+
+def test_checksum_error_attributes_and_message():
+    err = E.ChecksumError(block_index=3, expected=0x1234, actual=0xABCD)
+    assert (err.block_index, err.expected, err.actual) == (3, 0x1234, 0xABCD)
+    msg = str(err)
+    assert "block 3" in msg and "0x00001234" in msg and "0x0000abcd" in msg
+    whole = E.ChecksumError(expected=b"\x01" * 16, actual="ff" * 16)
+    assert whole.block_index is None
+    assert "digest" in str(whole) and "01" * 16 in str(whole) and "ff" * 16 in str(whole)
+    assert str(E.ChecksumError("custom")) == "custom"
+
+
+def test_model_mismatch_error_names_both_hashes():
+    a, m = "a" * 64, "b" * 64
+    err = E.ModelMismatchError(archive_sha256=a, model_sha256=m)
+    assert err.archive_sha256 == a and err.model_sha256 == m
+    assert a in str(err) and m in str(err) and "--model" in str(err)
+
+
+# ---------------------------------------------------------------------------
+# golden files and the generator
+# ---------------------------------------------------------------------------
+
+
+def test_generator_reproduces_checked_in_files():
+    built = GEN.build()
+    for rel, data in built.items():
+        path = FORMATS / rel
+        assert path.is_file(), f"{rel} missing: run formats/make_container_examples.py"
+        assert path.read_bytes() == data, f"{rel} differs from the generator"
+    on_disk = {f"must-fail/{p.name}" for p in MUST_FAIL.glob("container-*")}
+    on_disk |= {f"golden/container/{p.name}" for p in GOLDEN.iterdir() if p.suffix != ".md"}
+    assert on_disk == set(built)
+
+
+def test_encoder_matches_independent_golden_bytes():
+    assert C.encode_stored(GEN.FOX_TEXT, block_bytes=GEN.FOX_BLOCK_BYTES) == (
+        GOLDEN / "stored-fox.nc"
+    ).read_bytes()
+    assert C.encode_stored(b"") == (GOLDEN / "stored-empty.nc").read_bytes()
+    assert C.encode_header(C.MODE_MODEL, example_params()) == (
+        GOLDEN / "model-header.bin"
+    ).read_bytes()
+
+
+def test_constants():
+    assert C.MAGIC == b"\x89NCR"
+    assert C.FORMAT_VERSION == 1
+    assert (C.MODE_MODEL, C.MODE_STORED) == (0, 1)
+    assert C.DEFAULT_LIMITS == C.Limits(64 << 20, 80 << 20, 64 << 20, 1 << 40)
+
+
+def test_golden_stored_fox_parses():
+    data = (GOLDEN / "stored-fox.nc").read_bytes()
+    reader, blocks = read_all(data)
+    assert reader.header == C.Header(version=1, mode=C.MODE_STORED, params=None, size=12)
+    assert [bh.n_bytes for bh, _ in blocks] == [32, 13]
+    assert b"".join(p for _, p in blocks) == GEN.FOX_TEXT
+    assert reader.trailer == C.Trailer(45, hashlib.blake2b(GEN.FOX_TEXT, digest_size=16).digest())
+    assert reader.bytes_read == len(data) == 121
+    assert decode_stored(C.ArchiveReader(io.BytesIO(data))) == GEN.FOX_TEXT
+
+
+def test_golden_stored_empty_parses():
+    data = (GOLDEN / "stored-empty.nc").read_bytes()
+    reader, blocks = read_all(data)
+    assert blocks == [] and reader.trailer.original_size == 0 and len(data) == 44
+    info = C.read_info(io.BytesIO(data))
+    assert (info.n_blocks, info.total_bytes, info.ratio, info.bits_per_byte) == (0, 0, None, None)
+    assert "n/a" in C.format_info(info)
+
+
+def test_golden_model_header_parses_then_truncates():
+    data = (GOLDEN / "model-header.bin").read_bytes()
+    reader = C.ArchiveReader(io.BytesIO(data))
+    assert reader.header == C.Header(1, C.MODE_MODEL, example_params(), len(data))
+    with pytest.raises(E.TruncatedError):
+        list(reader.blocks())
+
+
+def test_read_info_and_format_info():
+    data = model_archive([(3, b"hello", b"\x01\x02"), (2, b"world!", b"\x03")])
+    info = C.read_info(io.BytesIO(data))
+    assert info.header.params == example_params()
+    assert (info.n_blocks, info.total_symbols, info.total_bytes) == (2, 5, 11)
+    assert info.compressed_size == len(data)
+    text = C.format_info(info)
+    assert GEN.MODEL_SHA256.hex() in text
+    assert "model" in text and "llama-cpp-python 0.3.36" in text
+    assert "2048" in text and f"{len(data)} bytes" in text and "11 bytes" in text
+    assert f"{11 / len(data):.3f}x" in text and f"{8 * len(data) / 11:.4f}" in text
+    assert len(text.splitlines()) >= 10
+
+
+# ---------------------------------------------------------------------------
+# must-fail files
+# ---------------------------------------------------------------------------
+
+TABLE = must_fail_table()
+
+
+def test_must_fail_readme_covers_every_file():
+    assert set(TABLE) == {p.name for p in MUST_FAIL.glob("container-*")}
+    assert len(TABLE) >= 10
+
+
+@pytest.mark.parametrize("name", sorted(TABLE))
+def test_must_fail(name):
+    exc_name, layer = TABLE[name]
+    expected = getattr(E, exc_name)
+    data = (MUST_FAIL / name).read_bytes()
+    with pytest.raises(E.NacrithError) as info:
+        if layer == "reader":
+            read_all(data)
+        else:
+            read_all(data)  # structurally valid ...
+            decode_stored(C.ArchiveReader(io.BytesIO(data)))  # ... but not the data
+    assert type(info.value) is expected, f"{name}: {type(info.value).__name__}: {info.value}"
+    assert str(info.value)
+
+
+def test_must_fail_details():
+    with pytest.raises(E.FormatError, match="not a nacrith archive"):
+        read_all((MUST_FAIL / "container-bad-magic.nc").read_bytes())
+    with pytest.raises(E.ChecksumError) as info:
+        decode_stored(C.ArchiveReader(io.BytesIO((MUST_FAIL / "container-block-crc-mismatch.nc").read_bytes())))
+    assert info.value.block_index == 0
+    with pytest.raises(E.ChecksumError) as info:
+        decode_stored(C.ArchiveReader(io.BytesIO((MUST_FAIL / "container-digest-mismatch.nc").read_bytes())))
+    assert info.value.block_index is None
+
+
+# ---------------------------------------------------------------------------
+# reader behaviour
+# ---------------------------------------------------------------------------
+
+
+def test_reader_stops_at_trailer_and_iter_members():
+    one = C.encode_stored(b"first member", block_bytes=5)
+    two = model_archive([(1, b"x", b"\xff")])
+    stream = io.BytesIO(one + two)
+    readers = []
+    for reader in C.iter_members(stream):
+        list(reader.blocks())
+        readers.append(reader)
+        assert stream.tell() == (len(one) if len(readers) == 1 else len(one) + len(two))
+    assert [r.header.mode for r in readers] == [C.MODE_STORED, C.MODE_MODEL]
+    infos = C.read_info_all(io.BytesIO(one + two))
+    assert [i.compressed_size for i in infos] == [len(one), len(two)]
+
+
+def test_trailing_garbage_and_partial_magic():
+    one = C.encode_stored(b"abc")
+    with pytest.raises(E.FormatError, match="trailing data") as info:
+        C.read_info_all(io.BytesIO(one + b"garbage"))
+    assert type(info.value) is E.FormatError
+    with pytest.raises(E.TruncatedError):
+        C.read_info_all(io.BytesIO(one + C.MAGIC[:2]))
+
+
+def test_iter_members_requires_consuming_blocks():
+    gen = C.iter_members(io.BytesIO(C.encode_stored(b"abc")))
+    next(gen)
+    with pytest.raises(RuntimeError):
+        next(gen)
+
+
+def test_blocks_only_once():
+    reader = C.ArchiveReader(io.BytesIO(C.encode_stored(b"abc")))
+    list(reader.blocks())
+    with pytest.raises(RuntimeError):
+        reader.blocks()
+
+
+def test_short_reads_from_non_seekable_stream():
+    data = C.encode_stored(bytes(range(256)) * 3, block_bytes=100)
+    reader = C.ArchiveReader(Trickle(data, step=3))
+    assert decode_stored(reader) == bytes(range(256)) * 3
+
+
+def test_empty_and_tiny_inputs():
+    with pytest.raises(E.TruncatedError, match="empty"):
+        C.ArchiveReader(io.BytesIO(b""))
+    with pytest.raises(E.TruncatedError):
+        C.ArchiveReader(io.BytesIO(b"\x89N"))
+    with pytest.raises(E.FormatError, match="not a nacrith archive") as info:
+        C.ArchiveReader(io.BytesIO(b"PK"))
+    assert type(info.value) is E.FormatError
+
+
+def test_version_zero_is_corrupt_not_unsupported():
+    data = bytearray(C.encode_stored(b"abc"))
+    data[4] = 0
+    with pytest.raises(E.FormatError) as info:
+        read_all(bytes(data))
+    assert type(info.value) is E.FormatError
+
+
+def _raw_header(mode: int, params: bytes) -> bytes:
+    body = C.MAGIC + struct.pack("<BBH", 1, mode, len(params)) + params
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@pytest.mark.parametrize(
+    "params,exc",
+    [
+        (b"\x02\x01\x01\x02\x01\x01", E.FormatError),  # duplicate key 2
+        (b"\x00\x00", E.FormatError),  # key 0
+        (b"\x01", E.FormatError),  # cut-off entry
+        (b"\x01\x20\x00", E.FormatError),  # value overruns params
+        (b"\x02\x02\x01\x01", E.FormatError),  # tokenizer with wrong length
+        (b"\x02\x01\x01", E.FormatError),  # stored mode: partial param set
+        (b"\xff\x00", E.UnsupportedVersionError),  # reserved key
+    ],
+)
+def test_param_section_errors(params, exc):
+    with pytest.raises(E.NacrithError) as info:
+        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_STORED, params)))
+    assert type(info.value) is exc
+
+
+def test_mode0_without_params_and_bad_values():
+    with pytest.raises(E.FormatError):
+        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"")))
+    entries = GEN.model_params_entries()
+    bad_flash = [e if e[0] != 5 else b"\x05\x01\x02" for e in entries]
+    with pytest.raises(E.FormatError, match="flash_attn"):
+        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(bad_flash))))
+    bad_utf8 = entries[:-1] + [b"\x09\x02\xff\xfe"]
+    with pytest.raises(E.FormatError, match="UTF-8"):
+        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(bad_utf8))))
+    no_backend = entries[:-1]
+    header = C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(no_backend)))).header
+    assert header.params == example_params(backend="")
+
+
+def test_stored_mode_with_full_params_round_trips():
+    data = C.encode_stored(b"payload", params=example_params())
+    reader = C.ArchiveReader(io.BytesIO(data))
+    assert reader.header.params == example_params()
+    assert decode_stored(reader) == b"payload"
+
+
+def test_block_with_zero_bytes_is_corrupt():
+    data = C.encode_header(C.MODE_MODEL, example_params()) + struct.pack("<IIII", 1, 0, 0, 0)
+    with pytest.raises(E.FormatError) as info:
+        read_all(data + C.encode_end(0, bytes(16)))
+    assert type(info.value) is E.FormatError
+
+
+def test_limits_are_enforced():
+    data = model_archive([(10, b"0123456789", b"p" * 20)])
+    for limits in (
+        C.Limits(max_block_symbols=9),
+        C.Limits(max_block_bytes=9),
+        C.Limits(max_block_payload=19),
+        C.Limits(max_total_bytes=9),
+    ):
+        with pytest.raises(E.LimitError):
+            read_all(data, limits)
+    read_all(data, C.Limits(10, 20, 10, 10))
+    with pytest.raises(ValueError):
+        C.Limits(max_block_bytes=0)
+
+
+def test_huge_declared_payload_does_not_allocate(tmp_path):
+    path = tmp_path / "huge.nc"
+    # A 3 GiB payload claim in a ~40 byte file.
+    path.write_bytes(_raw_header(C.MODE_MODEL, b"".join(GEN.model_params_entries()))
+                     + struct.pack("<IIII", 1, 1, 3 << 30, 0) + b"tiny")
+    with path.open("rb") as f, pytest.raises(E.LimitError):
+        list(C.ArchiveReader(f).blocks())
+    permissive = C.Limits(max_block_payload=0xFFFFFFFF)
+    tracemalloc.start()
+    try:
+        with path.open("rb") as f, pytest.raises(E.TruncatedError):
+            list(C.ArchiveReader(f, permissive).blocks())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"peak allocation {peak} bytes"
+    with path.open("rb") as f, pytest.raises(E.TruncatedError):
+        C.read_info(f, permissive)
+
+
+# ---------------------------------------------------------------------------
+# encoder argument checks
+# ---------------------------------------------------------------------------
+
+
+def test_encoder_rejects_bad_arguments():
+    with pytest.raises(ValueError):
+        C.encode_header(C.MODE_MODEL, None)
+    with pytest.raises(ValueError):
+        C.encode_header(2, None)
+    with pytest.raises(ValueError):
+        C.encode_block(0, 1, 0, b"x")
+    with pytest.raises(ValueError):
+        C.encode_block(1, 0, 0, b"x")
+    with pytest.raises(ValueError):
+        C.encode_block(1, 1, 1 << 32, b"x")
+    with pytest.raises(ValueError):
+        C.encode_end(0, b"short")
+    with pytest.raises(ValueError):
+        example_params(model_sha256=b"\x00" * 31)
+    with pytest.raises(ValueError):
+        example_params(backend="x" * 256)
+    with pytest.raises(ValueError):
+        example_params(type_k=256)
+    with pytest.raises(TypeError):
+        example_params(flash_attn=1)
+
+
+# ---------------------------------------------------------------------------
+# property tests
+# ---------------------------------------------------------------------------
+
+params_st = st.builds(
+    C.CodecParams,
+    model_sha256=st.binary(min_size=32, max_size=32),
+    tokenizer=st.integers(0, 255),
+    cdf_total_bits=st.integers(0, 255),
+    block_tokens=st.integers(0, 0xFFFFFFFF),
+    flash_attn=st.booleans(),
+    type_k=st.integers(0, 255),
+    type_v=st.integers(0, 255),
+    start_token=st.integers(0, 0xFFFFFFFF),
+    escape_token=st.integers(0, 0xFFFFFFFF),
+    backend=st.text(max_size=40),
+)
+blocks_st = st.lists(
+    st.tuples(st.integers(1, 1000), st.binary(min_size=1, max_size=40), st.binary(max_size=40)),
+    max_size=4,
+)
+
+
+@HYP
+@given(params=params_st, blocks=blocks_st)
+def test_model_archive_round_trip(params, blocks):
+    data = model_archive(blocks, params)
+    reader, got = read_all(data)
+    assert reader.header.params == params
+    assert [(bh.n_symbols, bh.n_bytes, bh.crc32, p) for bh, p in got] == [
+        (n, len(raw), C.block_crc32(raw), payload) for n, raw, payload in blocks
+    ]
+    assert reader.bytes_read == len(data)
+
+
+@HYP
+@given(data=st.binary(max_size=300), block_bytes=st.integers(1, 64))
+def test_stored_round_trip(data, block_bytes):
+    archive = C.encode_stored(data, block_bytes=block_bytes)
+    assert decode_stored(C.ArchiveReader(io.BytesIO(archive))) == data
+
+
+def _every_truncation(archive: bytes) -> None:
+    for cut in range(len(archive)):
+        with pytest.raises(E.TruncatedError):
+            read_all(archive[:cut])
+
+
+def test_every_truncation_of_golden_files():
+    _every_truncation((GOLDEN / "stored-fox.nc").read_bytes())
+    _every_truncation((GOLDEN / "stored-empty.nc").read_bytes())
+    _every_truncation(model_archive([(3, b"hello", b"\x01\x02\x03"), (1, b"!", b"")]))
+
+
+@HYP
+@given(data=st.binary(max_size=120), block_bytes=st.integers(1, 50), cut=st.floats(0, 1, exclude_max=True))
+def test_truncation_raises_truncated_error(data, block_bytes, cut):
+    archive = C.encode_stored(data, block_bytes=block_bytes)
+    with pytest.raises(E.TruncatedError):
+        read_all(archive[: int(cut * len(archive))])
+
+
+def _flip(archive: bytes, positions: list[int]) -> bytes:
+    buf = bytearray(archive)
+    for pos in positions:
+        buf[(pos // 8) % len(buf)] ^= 1 << (pos % 8)
+    return bytes(buf)
+
+
+@HYP
+@given(
+    data=st.binary(max_size=100),
+    block_bytes=st.integers(1, 40),
+    flips=st.lists(st.integers(0, 1 << 20), min_size=1, max_size=4),
+)
+def test_bit_flips_stored(data, block_bytes, flips):
+    damaged = _flip(C.encode_stored(data, block_bytes=block_bytes), flips)
+    try:
+        out = decode_stored(C.ArchiveReader(io.BytesIO(damaged)))
+    except E.NacrithError:
+        return
+    assert out == data  # e.g. flips that cancel out
+
+
+@HYP
+@given(
+    params=params_st,
+    blocks=blocks_st,
+    flips=st.lists(st.integers(0, 1 << 20), min_size=1, max_size=4),
+)
+def test_bit_flips_model(params, blocks, flips):
+    damaged = _flip(model_archive(blocks, params), flips)
+    try:
+        read_all(damaged)
+        C.read_info(io.BytesIO(damaged))
+    except E.NacrithError:
+        pass
+
+
+@HYP
+@given(junk=st.binary(max_size=200))
+def test_random_input_raises_only_nacrith_errors(junk):
+    for prefix in (b"", C.MAGIC, C.MAGIC + b"\x01\x01\x00\x00"):
+        try:
+            read_all(prefix + junk)
+        except E.NacrithError:
+            pass

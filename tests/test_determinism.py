@@ -1,0 +1,63 @@
+"""The numeric configuration really is deterministic: the codec relies on these equalities.
+
+The encoder evaluates tokens in batches while the decoder evaluates one token per call;
+that is only correct if the logits are bit-identical (flash attention on, Q8_0 K/V cache).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nacrith.codec import NumericConfig
+
+
+TEXT = (
+    b"Alice was beginning to get very tired of sitting by her sister on the bank, and of having "
+    b"nothing to do: once or twice she had peeped into the book her sister was reading, but it had "
+    b"no pictures or conversations in it, 'and what is the use of a book,' thought Alice 'without "
+    b"pictures or conversations?' So she was considering in her own mind (as well as she could, for "
+    b"the hot day made her feel very sleepy and stupid), whether the pleasure of making a daisy-chain "
+    b"would be worth the trouble of getting up and picking the daisies, when suddenly a White Rabbit "
+    b"with pink eyes ran close by her."
+)
+
+
+@pytest.fixture(scope="module")
+def tokens(engine):
+    syms = engine.tokenizer.encode(TEXT)
+    return np.concatenate(([engine.start_token], syms)).astype(np.int64)
+
+
+def one_by_one(ctx, tokens):
+    ctx.clear()
+    return np.stack([ctx.decode((int(t),), i)[0] for i, t in enumerate(tokens)])
+
+
+def batched(ctx, tokens, size):
+    ctx.clear()
+    rows = [ctx.decode(tokens[s : s + size], s) for s in range(0, len(tokens), size)]
+    return np.concatenate(rows)
+
+
+def test_batched_logits_equal_one_token_logits(engine, tokens):
+    ctx = engine.context(256, NumericConfig())
+    ref = one_by_one(ctx, tokens)
+    for size in (ctx.n_batch, 7, 100):
+        got = batched(ctx, tokens, size)
+        assert np.array_equal(got, ref), f"batch size {size}: max |d| {np.abs(got - ref).max()}"
+
+
+def test_thread_count_does_not_change_logits(engine, tokens):
+    ctx = engine.context(256, NumericConfig())
+    ctx.set_threads(1)
+    one = batched(ctx, tokens, ctx.n_batch)
+    ctx.set_threads(2)
+    two = batched(ctx, tokens, ctx.n_batch)
+    ctx.set_threads(engine.threads)
+    assert np.array_equal(one, two)
+
+
+def test_repeated_runs_identical(engine, tokens):
+    ctx = engine.context(256, NumericConfig())
+    assert np.array_equal(batched(ctx, tokens, 64), batched(ctx, tokens, 64))
