@@ -16,6 +16,7 @@ files.  The test suite imports :func:`generate` and compares with the committed 
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -50,6 +51,13 @@ def golden_logits() -> np.ndarray:
     vals[7] = 5.0  # the peak
     vals[10] = vals[11] = 1.5  # a tie below the peak
     vals[3] = float("-inf")  # a masked token: still frequency 1
+    return np.array(vals, dtype=np.float32)
+
+
+def golden_logits_large() -> np.ndarray:
+    """49,152 float32 logits in [-40, 10) from the LCG (SmolLM2's vocabulary size)."""
+    g = lcg(49152)
+    vals = [(next(g) % 50000) / 1000.0 - 40.0 for _ in range(49152)]
     return np.array(vals, dtype=np.float32)
 
 
@@ -120,6 +128,8 @@ def generate() -> dict[str, bytes]:
     files = {f"{name}.bin": encode_ops(ops) for name, ops in cases().items()}
     freqs = freqs_from_logits(golden_logits())
     files["cdf_v1000.u32le"] = freqs.astype("<u4").tobytes()
+    big = freqs_from_logits(golden_logits_large()).astype("<u4").tobytes()
+    files["cdf_v49152.sha256"] = (hashlib.sha256(big).hexdigest() + "\n").encode()
     return files
 
 

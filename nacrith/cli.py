@@ -1,7 +1,7 @@
 """The ``nacrith`` command line, modelled on gzip/xz/zstd.
 
 Why it looks the way it does: people already know ``zstd FILE``, ``-c``, ``-o``, ``-f``,
-``-k``/``--rm``, ``-t`` and ``-l``, and scripts already rely on their conventions (input kept
+``-k``/``--rm``, ``-l`` and ``-t`` (here ``nacrith test``), and scripts already rely on their conventions (input kept
 unless asked, no silent overwrite, a partial output never left behind, a non-zero status on
 any failure).  nacrith keeps those conventions and adds what a neural codec needs: a model
 choice, a thread count, and per-file speed reporting (the model is slow, so tokens/s matters).
@@ -27,8 +27,8 @@ import json
 import os
 import signal
 import stat
+import secrets
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -75,26 +75,50 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM delivered as an interrupt, so that ``finally`` blocks clean up temp files."""
 
 
-_signals: list[int] = []
+_signals: list[int] = []  # signals received during the current command
 
 
-def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+def _interrupt_for(signum: int) -> KeyboardInterrupt:
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _on_signal(signum, frame) -> None:
     _signals.append(signum)
-    raise Terminated()
+    if _in_native_callback(frame):
+        return  # an exception would be swallowed there; _check_signal raises it later
+    raise _interrupt_for(signum)
+
+
+def _in_native_callback(frame) -> bool:
+    """Whether Python code of the llama.cpp layer (e.g. its log callback, run from C) is running.
+
+    An exception raised inside a ctypes callback is printed and ignored, so the handler only
+    records the signal there; the CLI's checkpoints (:func:`_check_signal`) raise it soon after.
+    """
+    native = sys.modules.get("nacrith.native")
+    folder = os.path.dirname(getattr(native, "__file__", "") or "")
+    return bool(folder) and frame is not None and frame.f_code.co_filename.startswith(folder + os.sep)
 
 
 def _check_signal() -> None:
-    """Re-raise a SIGTERM whose exception was swallowed (e.g. inside a ctypes callback)."""
+    """Raise the interrupt for a signal whose exception was deferred or swallowed."""
     if _signals:
-        raise Terminated()
+        raise _interrupt_for(_signals[0])
 
 
-def _install_sigterm() -> Callable[[], None]:
-    """Route SIGTERM to :class:`Terminated`; returns a function restoring the old handler."""
+def _install_handlers() -> Callable[[], None]:
+    """Route SIGTERM (and SIGINT unless ignored) to :func:`_on_signal`; returns an undo function."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    old = signal.signal(signal.SIGTERM, _on_sigterm)
-    return lambda: signal.signal(signal.SIGTERM, old)
+    old = {signal.SIGTERM: signal.signal(signal.SIGTERM, _on_signal)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        old[signal.SIGINT] = signal.signal(signal.SIGINT, _on_signal)
+
+    def restore() -> None:
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
+
+    return restore
 
 
 def _say(message: str) -> None:
@@ -133,7 +157,7 @@ class _Main(click.Group):
 
     def invoke(self, ctx: click.Context):
         _signals.clear()
-        restore = _install_sigterm()
+        restore = _install_handlers()
         try:
             return super().invoke(ctx)
         except Terminated:
@@ -153,6 +177,7 @@ class _Main(click.Group):
             _error(_os_message(exc))
             ctx.exit(1)
         finally:
+            _remove_live_tmp()
             restore()
 
 
@@ -160,8 +185,10 @@ def _for_each(names: tuple[str, ...], work: Callable[[str], None]) -> int:
     """Run ``work`` on every name; report failures and return the first failure's status."""
     status = 0
     for name in names:
+        _check_signal()
         try:
             work(name)
+            _check_signal()
         except BrokenPipeError:
             raise
         except (NacrithError, UserError, OSError) as exc:
@@ -192,6 +219,27 @@ def _current_umask() -> int:
     return mask
 
 
+# Temporary files not yet renamed into place.  A name is registered *before* the file is
+# created, so an interrupt arriving at any moment leaves nothing behind: ``_Main.invoke``
+# removes whatever is still registered when a command ends.
+_live_tmp: set[str] = set()
+
+
+def _discard_tmp(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return  # keep it registered; the final sweep tries again
+    _live_tmp.discard(path)
+
+
+def _remove_live_tmp() -> None:
+    for path in list(_live_tmp):
+        _discard_tmp(path)
+
+
 class AtomicOutput:
     """A file that appears at ``dest`` only when :meth:`commit` succeeds.
 
@@ -202,15 +250,20 @@ class AtomicOutput:
 
     def __init__(self, dest: str):
         self.dest = dest
-        folder = os.path.dirname(os.path.abspath(dest))
-        try:
-            fd, self.tmp = tempfile.mkstemp(
-                dir=folder, prefix="." + os.path.basename(dest) + ".", suffix=TMP_SUFFIX
-            )
-        except OSError as exc:  # name the destination, not the random temporary name
-            raise OSError(exc.errno, exc.strerror, dest) from None
-        self.file: BinaryIO = os.fdopen(fd, "wb")
         self.committed = False
+        folder = os.path.dirname(os.path.abspath(dest))
+        while True:
+            self.tmp = os.path.join(folder, f".{os.path.basename(dest)}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+            _live_tmp.add(self.tmp)
+            try:
+                fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+                break
+            except FileExistsError:
+                _live_tmp.discard(self.tmp)
+            except OSError as exc:  # name the destination, not the random temporary name
+                _live_tmp.discard(self.tmp)
+                raise OSError(exc.errno, exc.strerror, dest) from None
+        self.file: BinaryIO = os.fdopen(fd, "wb")
 
     def __enter__(self) -> AtomicOutput:
         return self
@@ -226,15 +279,13 @@ class AtomicOutput:
             os.utime(self.tmp, ns=(source.st_atime_ns, source.st_mtime_ns))
         os.replace(self.tmp, self.dest)
         self.committed = True
+        _live_tmp.discard(self.tmp)
         _fsync_dir(os.path.dirname(os.path.abspath(self.dest)))
 
     def __exit__(self, *exc) -> bool:
         if not self.committed:
             self.file.close()
-            try:
-                os.unlink(self.tmp)
-            except FileNotFoundError:
-                pass
+            _discard_tmp(self.tmp)
         return False
 
 
@@ -335,7 +386,7 @@ class Meter:
             from tqdm import tqdm
 
             self.bar = tqdm(
-                total=n, desc=self.desc, unit="tok", unit_scale=True, file=sys.stderr, leave=False, dynamic_ncols=True
+                total=n, desc=self.desc, unit="tok", file=sys.stderr, leave=False, dynamic_ncols=True
             )
         else:
             self.bar.reset(total=n)
@@ -357,10 +408,11 @@ def _bar_wanted(quiet: bool) -> bool:
 
 
 def summary_line(
-    src: str, dest: str | None, size_in: int, size_out: int, compressed: int, original: int,
-    symbols: int, seconds: float, note: str = "",
+    src: str, dest: str | None, original: int, compressed: int, symbols: int, seconds: float,
+    *, compressing: bool, note: str = "",
 ) -> str:
     """One line per file: names, sizes, bits per byte, symbols, time and tokens/s."""
+    size_in, size_out = (original, compressed) if compressing else (compressed, original)
     bpb = f"{8.0 * compressed / original:.3f} bpb" if original else "- bpb"
     rate = f"{symbols / seconds:,.1f} tokens/s" if symbols and seconds > 0 else "- tokens/s"
     text = (
@@ -393,6 +445,21 @@ def _verbose_lines(infos: list[container.ArchiveInfo]) -> list[str]:
 # -- options --------------------------------------------------------------------------------
 
 
+_model_option = click.option(
+    "--model",
+    metavar="NAME|PATH",
+    help=f"Model preset ({', '.join(models.PRESETS)}) or a GGUF file.  Default: $NACRITH_MODEL, else "
+    f"{models.DEFAULT_MODEL}; when decompressing, the model recorded in the archive.",
+)
+_threads_option = click.option(
+    "-T", "--threads", type=click.IntRange(min=1), metavar="N", help="llama.cpp threads (default: free cores)."
+)
+_block_tokens_option = click.option(
+    "--block-tokens", type=click.IntRange(1, MAX_BLOCK_TOKENS), default=DEFAULT_BLOCK_TOKENS, show_default=True,
+    metavar="N", help="Symbols per independently decodable block (longer = more context, better ratio).",
+)
+
+
 def _io_options(f):
     for opt in reversed(
         [
@@ -413,21 +480,6 @@ def _io_options(f):
     ):
         f = opt(f)
     return f
-
-
-_model_option = click.option(
-    "--model",
-    metavar="NAME|PATH",
-    help=f"Model preset ({', '.join(models.PRESETS)}) or a GGUF file.  Default: $NACRITH_MODEL, else "
-    f"{models.DEFAULT_MODEL}; when decompressing, the model recorded in the archive.",
-)
-_threads_option = click.option(
-    "-T", "--threads", type=click.IntRange(min=1), metavar="N", help="llama.cpp threads (default: free cores)."
-)
-_block_tokens_option = click.option(
-    "--block-tokens", type=click.IntRange(1, MAX_BLOCK_TOKENS), default=DEFAULT_BLOCK_TOKENS, show_default=True,
-    metavar="N", help="Symbols per independently decodable block (longer = more context, better ratio).",
-)
 
 
 def _inputs(files: tuple[str, ...], output: str | None, to_stdout: bool) -> tuple[str, ...]:
@@ -481,6 +533,7 @@ def compress(ctx, files, output, to_stdout, force, keep, quiet, verbose, model, 
         data, st = _read_input(src)
         if data:  # load the model outside the timed region
             codec.engine(models.resolve(codec.model))
+            _check_signal()
         meter = Meter(_bar_wanted(quiet), _display(src))
         t0 = time.perf_counter()
         try:
@@ -502,8 +555,8 @@ def compress(ctx, files, output, to_stdout, force, keep, quiet, verbose, model, 
             infos = api.scan(archive)
             stored = all(i.header.mode == container.MODE_STORED for i in infos)
             note = "stored: the model could not shrink it" if stored and data else ""
-            _say(summary_line(src, job.dest, len(data), len(archive), len(archive), len(data),
-                              meter.count, seconds, note))
+            _say(summary_line(src, job.dest, len(data), len(archive), meter.count, seconds,
+                              compressing=True, note=note))
             if verbose:
                 for line in _verbose_lines(infos):
                     _say(line)
@@ -540,6 +593,7 @@ def decompress(ctx, files, output, to_stdout, force, keep, quiet, verbose, model
         archive, st = _read_input(src)
         infos = api.scan(archive, codec.limits)  # structural check before any output exists
         _preload(codec, infos, model)
+        _check_signal()
         meter = Meter(_bar_wanted(quiet), _display(src))
         t0 = time.perf_counter()
         try:
@@ -558,8 +612,8 @@ def decompress(ctx, files, output, to_stdout, force, keep, quiet, verbose, model
         seconds = time.perf_counter() - t0
         _finish(job, keep, quiet, warned)
         if not quiet:
-            _say(summary_line(src, job.dest, len(archive), len(data), len(archive), len(data),
-                              _model_symbols(infos), seconds))
+            _say(summary_line(src, job.dest, len(data), len(archive), _model_symbols(infos), seconds,
+                              compressing=False))
             if verbose:
                 for line in _verbose_lines(infos):
                     _say(line)

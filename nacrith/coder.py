@@ -40,7 +40,7 @@ Uniform values (``encode_uniform(value, bits)``) are the interval
 
 Two layers are provided:
 
-* numba kernels (``encoder_init``/``encoder_put``/``encoder_finish``,
+* numba kernels (``encoder_init``/``encoder_put``/``encoder_put_inplace``/``encoder_finish``,
   ``decoder_init``/``decoder_target``/``decoder_consume``/``decoder_get_uniform``) working on
   preallocated ``np.int64`` state arrays plus a growable ``np.uint8`` output buffer, so that
   other ``@njit`` code (the per-token codec loop) can call them without Python overhead;
@@ -64,6 +64,7 @@ __all__ = [
     "new_decoder_state",
     "encoder_init",
     "encoder_put",
+    "encoder_put_inplace",
     "encoder_finish",
     "decoder_init",
     "decoder_target",
@@ -130,15 +131,23 @@ def encoder_init(state: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def _reserve(buf: np.ndarray, pos: int) -> np.ndarray:
-    """Return ``buf`` or a copy of it twice as large, so that ``buf[pos]`` is writable."""
-    n = buf.shape[0]
-    if pos < n:
-        return buf
-    new_n = n * 2
-    if new_n < _MIN_CAPACITY:
-        new_n = _MIN_CAPACITY
-    while new_n <= pos:
+def _capacity_needed(state: np.ndarray) -> int:
+    """Buffer length that guarantees room for everything one put (or finish) can write.
+
+    One put emits at most ``pending + 26`` bits: after the interval update the range is at
+    least 64 (``range > 2**30 = 64 * TOTAL`` and ``freq >= 1``) and every renormalisation step
+    doubles it without exceeding ``2**32``, so there are at most 26 steps, each emitting at
+    most one bit besides the flushed pending bits.  ``finish`` emits ``pending + 2`` bits and
+    one padded byte.  The bound below covers both with margin.
+    """
+    return state[ENC_POS] + (state[ENC_NBITS] + state[ENC_PENDING] + 40) // 8 + 1
+
+
+@njit(cache=True)
+def _grow(buf: np.ndarray, pos: int, need: int) -> np.ndarray:
+    """A copy of ``buf[:pos]`` in a new array of at least ``need`` bytes (doubling)."""
+    new_n = max(2 * buf.shape[0], _MIN_CAPACITY)
+    while new_n < need:
         new_n *= 2
     out = np.empty(new_n, dtype=np.uint8)
     out[:pos] = buf[:pos]
@@ -147,15 +156,14 @@ def _reserve(buf: np.ndarray, pos: int) -> np.ndarray:
 
 @njit(cache=True)
 def _emit(buf, pos, bitbuf, nbits, bit, pending):
-    """Append ``bit`` followed by ``pending`` copies of ``1 - bit``.
+    """Append ``bit`` followed by ``pending`` copies of ``1 - bit``; returns ``pos, bitbuf, nbits``.
 
-    Returns the (possibly reallocated) buffer and the new ``pos, bitbuf, nbits``.
+    The caller has reserved the room (see ``_capacity_needed``).
     Invariant kept: ``0 <= nbits < 8`` and ``bitbuf < 2**nbits`` on return.
     """
     bitbuf = (bitbuf << 1) | bit
     nbits += 1
     if nbits == 8:
-        buf = _reserve(buf, pos)
         buf[pos] = bitbuf
         pos += 1
         bitbuf = 0
@@ -167,7 +175,6 @@ def _emit(buf, pos, bitbuf, nbits, bit, pending):
         nbits += 1
         pending -= 1
         if nbits == 8:
-            buf = _reserve(buf, pos)
             buf[pos] = bitbuf
             pos += 1
             bitbuf = 0
@@ -175,7 +182,6 @@ def _emit(buf, pos, bitbuf, nbits, bit, pending):
     if pending >= 8:
         fill = 0xFF * inv
         while pending >= 8:
-            buf = _reserve(buf, pos)
             buf[pos] = fill
             pos += 1
             pending -= 8
@@ -183,20 +189,20 @@ def _emit(buf, pos, bitbuf, nbits, bit, pending):
         bitbuf = (bitbuf << 1) | inv
         nbits += 1
         pending -= 1
-    return buf, pos, bitbuf, nbits
+    return pos, bitbuf, nbits
 
 
 @njit(cache=True)
-def encoder_put(state: np.ndarray, buf: np.ndarray, cum_low: int, freq: int) -> np.ndarray:
-    """Code the interval ``[cum_low, cum_low + freq)`` of ``TOTAL``.
-
-    Requires ``freq >= 1``, ``cum_low >= 0`` and ``cum_low + freq <= TOTAL``.  Returns the output
-    buffer, which is a new (doubled) array when the old one was full: always keep the result.
-    """
+def _check_put(state: np.ndarray, cum_low: int, freq: int) -> None:
     if freq < 1 or cum_low < 0 or cum_low + freq > TOTAL:
         raise ValueError("arithmetic coder: invalid interval (need freq >= 1, 0 <= cum_low, cum_low + freq <= 2**24)")
     if state[ENC_DONE] != 0:
         raise ValueError("arithmetic coder: encoder already finished")
+
+
+@njit(cache=True)
+def _put_core(state: np.ndarray, buf: np.ndarray, cum_low: int, freq: int) -> None:
+    """The interval update and renormalisation; arguments checked, room reserved."""
     low = state[ENC_LOW]
     high = state[ENC_HIGH]
     # Entry invariant (established by init and by the loop below):
@@ -204,8 +210,9 @@ def encoder_put(state: np.ndarray, buf: np.ndarray, cum_low: int, freq: int) -> 
     #   hence range = high - low + 1 >= QUARTER + 2 > 2**30  (initially range = 2**32).
     rng = high - low + 1
     # 64-bit products: rng <= 2**32 and cum <= 2**24, so rng * cum <= 2**56 < 2**63.
-    # Because rng > 2**30 = 64 * TOTAL and freq >= 1, the new interval holds at least
-    # floor(rng * freq / TOTAL) - 1 >= 63 code values: it is never empty, low <= high.
+    # New range = floor(rng*(cum_low+freq)/TOTAL) - floor(rng*cum_low/TOTAL)
+    #           >= floor(rng*freq/TOTAL) >= 64, because rng > 2**30 = 64*TOTAL and freq >= 1:
+    # the interval is never empty (low <= high) and at most 26 doublings follow.
     high = low + ((rng * (cum_low + freq)) >> TOTAL_BITS) - 1
     low = low + ((rng * cum_low) >> TOTAL_BITS)
     pending = state[ENC_PENDING]
@@ -215,10 +222,10 @@ def encoder_put(state: np.ndarray, buf: np.ndarray, cum_low: int, freq: int) -> 
     while True:
         # Loop invariant: 0 <= low <= high <= 2**32 - 1.
         if high < _HALF:
-            buf, pos, bitbuf, nbits = _emit(buf, pos, bitbuf, nbits, 0, pending)
+            pos, bitbuf, nbits = _emit(buf, pos, bitbuf, nbits, 0, pending)
             pending = 0
         elif low >= _HALF:
-            buf, pos, bitbuf, nbits = _emit(buf, pos, bitbuf, nbits, 1, pending)
+            pos, bitbuf, nbits = _emit(buf, pos, bitbuf, nbits, 1, pending)
             pending = 0
             low -= _HALF
             high -= _HALF
@@ -240,7 +247,36 @@ def encoder_put(state: np.ndarray, buf: np.ndarray, cum_low: int, freq: int) -> 
     state[ENC_POS] = pos
     state[ENC_BITBUF] = bitbuf
     state[ENC_NBITS] = nbits
+
+
+@njit(cache=True)
+def encoder_put(state: np.ndarray, buf: np.ndarray, cum_low: int, freq: int) -> np.ndarray:
+    """Code the interval ``[cum_low, cum_low + freq)`` of ``TOTAL``.
+
+    Requires ``freq >= 1``, ``cum_low >= 0`` and ``cum_low + freq <= TOTAL``.  Returns the output
+    buffer, which is a new (doubled) array when the old one was full: always keep the result.
+    For use inside ``@njit`` code; from Python prefer :func:`encoder_put_inplace` (returning an
+    array to Python costs more than the coding itself).
+    """
+    _check_put(state, cum_low, freq)
+    need = _capacity_needed(state)
+    if need > buf.shape[0]:
+        buf = _grow(buf, state[ENC_POS], need)
+    _put_core(state, buf, cum_low, freq)
     return buf
+
+
+@njit(cache=True)
+def encoder_put_inplace(state: np.ndarray, buf: np.ndarray, cum_low: int, freq: int) -> int:
+    """Like :func:`encoder_put` but never reallocates: returns 0 when done, or, doing nothing,
+    the buffer length needed (the caller grows ``buf``, keeping ``buf[:state[ENC_POS]]``,
+    and calls again)."""
+    _check_put(state, cum_low, freq)
+    need = _capacity_needed(state)
+    if need > buf.shape[0]:
+        return need
+    _put_core(state, buf, cum_low, freq)
+    return 0
 
 
 @njit(cache=True)
@@ -253,6 +289,9 @@ def encoder_finish(state: np.ndarray, buf: np.ndarray):
     """
     if state[ENC_DONE] != 0:
         return buf, state[ENC_POS]
+    need = _capacity_needed(state)
+    if need > buf.shape[0]:
+        buf = _grow(buf, state[ENC_POS], need)
     low = state[ENC_LOW]
     pending = state[ENC_PENDING] + 1
     pos = state[ENC_POS]
@@ -262,11 +301,10 @@ def encoder_finish(state: np.ndarray, buf: np.ndarray):
     #   low <  QUARTER: bits 0,1 then zeros -> value QUARTER in [low, high]
     #   low >= QUARTER: bits 1,0 then zeros -> value HALF    in [low, high]
     if low < _QUARTER:
-        buf, pos, bitbuf, nbits = _emit(buf, pos, bitbuf, nbits, 0, pending)
+        pos, bitbuf, nbits = _emit(buf, pos, bitbuf, nbits, 0, pending)
     else:
-        buf, pos, bitbuf, nbits = _emit(buf, pos, bitbuf, nbits, 1, pending)
+        pos, bitbuf, nbits = _emit(buf, pos, bitbuf, nbits, 1, pending)
     if nbits > 0:
-        buf = _reserve(buf, pos)
         buf[pos] = bitbuf << (8 - nbits)
         pos += 1
     while pos > 0 and buf[pos - 1] == 0:
@@ -389,7 +427,16 @@ class ArithmeticEncoder:
 
     def encode(self, cum_low: int, freq: int) -> None:
         """Code the interval ``[cum_low, cum_low + freq)`` of ``TOTAL``."""
-        self._buf = encoder_put(self._state, self._buf, cum_low, freq)
+        need = encoder_put_inplace(self._state, self._buf, cum_low, freq)
+        if need:
+            self._grow(need)
+            encoder_put_inplace(self._state, self._buf, cum_low, freq)
+
+    def _grow(self, need: int) -> None:
+        new = np.empty(max(2 * len(self._buf), need), dtype=np.uint8)
+        pos = int(self._state[ENC_POS])
+        new[:pos] = self._buf[:pos]
+        self._buf = new
 
     def encode_uniform(self, value: int, bits: int) -> None:
         """Code ``value`` in ``[0, 2**bits)`` with exactly ``bits`` bits (``bits <= 24``)."""
@@ -400,7 +447,7 @@ class ArithmeticEncoder:
         if bits == 0:
             return
         shift = TOTAL_BITS - bits
-        self._buf = encoder_put(self._state, self._buf, value << shift, 1 << shift)
+        self.encode(value << shift, 1 << shift)
 
     @property
     def bits_so_far(self) -> int:

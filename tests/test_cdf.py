@@ -116,6 +116,24 @@ def test_degenerate_inputs():
     check_invariants(freqs_from_probs(np.array([1e308, 1e308, 1e308, 1.0])), 4)
 
 
+def test_logits_dtypes():
+    rng = np.random.default_rng(8)
+    x64 = rng.standard_normal(300) * 4
+    f32 = freqs_from_logits(x64.astype(np.float32))
+    assert np.array_equal(freqs_from_logits(x64), f32)  # other dtypes are rounded to float32
+    work = np.empty(300)
+    with pytest.raises(TypeError):
+        interval_from_logits(x64, 0, work)  # the per-token kernels insist on float32
+    with pytest.raises(TypeError):
+        symbol_from_logits(x64, 0, work)
+    # non-contiguous float32 views are fine
+    big = rng.standard_normal(600).astype(np.float32)
+    view = big[::2]
+    freqs = freqs_from_logits(view.copy())
+    for s in [0, 17, 299]:
+        assert interval_from_logits(view, s, work) == symbol_interval(freqs, s)
+
+
 def test_vocab_size_limits():
     with pytest.raises(ValueError):
         freqs_from_probs(np.zeros(0))
@@ -223,7 +241,7 @@ def test_quantisation_overhead_is_tiny():
     ideal_bits = 0.0
     coded = []
     for _ in range(600):
-        temp = rng.choice([0.3, 0.7, 1.0, 1.5])
+        temp = rng.choice([0.12, 0.2, 0.35, 0.7, 1.5])  # from near-certain to ~10 bits
         logits = (rng.permutation(zipf) / temp + rng.standard_normal(v) * 0.5).astype(np.float32)
         x = logits.astype(np.float64)
         p = np.exp(x - x.max())
@@ -234,8 +252,9 @@ def test_quantisation_overhead_is_tiny():
         enc.encode(cl, f)
         coded.append((logits, sym))
     data = enc.finish()
-    assert ideal_bits > 600  # the distributions are not trivial
-    assert len(data) * 8 <= ideal_bits * 1.005 + 32, (len(data) * 8, ideal_bits)
+    assert 600 < ideal_bits < 600 * 4  # ~3.7 bits per token, like a small LM on text
+    # 0.5% plus the flush (at most 3 bytes); measured: 0.25% here (flush included).
+    assert len(data) * 8 <= ideal_bits * 1.005 + 24, (len(data) * 8, ideal_bits)
     # and it decodes with the fused decoder kernel
     dec = ArithmeticDecoder(data)
     for logits, sym in coded[:100]:

@@ -19,6 +19,8 @@ from numba import njit
 
 from nacrith.cdf import cumulative, find_symbol, freqs_from_probs
 from nacrith.coder import (
+    DEC_STATE_LEN,
+    ENC_STATE_LEN,
     TOTAL,
     ArithmeticDecoder,
     ArithmeticEncoder,
@@ -26,7 +28,9 @@ from nacrith.coder import (
     decoder_init,
     decoder_target,
     encoder_finish,
+    encoder_init,
     encoder_put,
+    encoder_put_inplace,
     new_decoder_state,
     new_encoder_state,
 )
@@ -329,19 +333,13 @@ def test_decoder_does_not_alias_caller_buffer():
 
 @njit(cache=False)
 def _jit_encode(cum_lows, freqs):
-    state = new_encoder_state_jit()
-    buf = np.empty(1, dtype=np.uint8)
+    state = np.zeros(ENC_STATE_LEN, dtype=np.int64)
+    encoder_init(state)
+    buf = np.empty(1, dtype=np.uint8)  # grows inside numba
     for i in range(cum_lows.shape[0]):
         buf = encoder_put(state, buf, cum_lows[i], freqs[i])
     buf, n = encoder_finish(state, buf)
     return buf[:n].copy()
-
-
-@njit(cache=False)
-def new_encoder_state_jit():
-    from_init = np.zeros(8, dtype=np.int64)
-    from_init[1] = (1 << 32) - 1
-    return from_init
 
 
 @njit(cache=False)
@@ -363,10 +361,22 @@ def test_kernels_callable_from_njit():
     data = _jit_encode(cum_lows, freqs).tobytes()
     assert data == encode_intervals(zip(cum_lows.tolist(), freqs.tolist()))
     assert _jit_check(np.frombuffer(data, dtype=np.uint8), cum_lows, freqs) == -1
-    # The state helpers describe the same layout.
-    s = new_encoder_state()
-    assert s.dtype == np.int64 and (s == new_encoder_state_jit()).all()
-    assert new_decoder_state().dtype == np.int64
+    assert new_encoder_state().dtype == np.int64
+    assert new_decoder_state().shape == (DEC_STATE_LEN,)
+
+
+def test_put_inplace_reports_needed_capacity():
+    state = new_encoder_state()
+    buf = np.empty(0, dtype=np.uint8)
+    need = encoder_put_inplace(state, buf, 0, 1)  # would emit 24 bits: no room
+    assert need > 0
+    assert (state == new_encoder_state()).all()  # nothing happened
+    buf = np.zeros(need, dtype=np.uint8)
+    assert encoder_put_inplace(state, buf, 0, 1) == 0
+    buf, n = encoder_finish(state, buf)
+    assert bytes(buf[:n]) == encode_intervals([(0, 1)])
+    with pytest.raises(ValueError):
+        encoder_put_inplace(new_encoder_state(), buf, 0, 0)
 
 
 # --------------------------------------------------------------------------- golden files
