@@ -49,6 +49,7 @@ MODEL_PARAMS = {
     "start_token": 1,
     "escape_token": 2,
     "backend": "llama-cpp-python 0.3.36",
+    "context_overlap": 128,
 }
 
 
@@ -75,6 +76,7 @@ def model_params_entries() -> list[bytes]:
         tlv(7, struct.pack("<I", p["start_token"])),
         tlv(8, struct.pack("<I", p["escape_token"])),
         tlv(9, p["backend"].encode("utf-8")),
+        tlv(10, struct.pack("<I", p["context_overlap"])),
     ]
 
 
@@ -83,13 +85,31 @@ def header(mode: int, params: bytes, *, version: int = 1, magic: bytes = MAGIC) 
     return body + struct.pack("<I", crc(body))
 
 
+def leb128(value: int) -> bytes:
+    """Minimal unsigned LEB128: 7 bits per byte, low group first, high bit = more."""
+    groups = [value & 0x7F]
+    while value >> 7:
+        value >>= 7
+        groups.append(value & 0x7F)
+    return bytes(g | 0x80 for g in groups[:-1]) + bytes(groups[-1:])
+
+
+def block_fields(n_symbols: int, n_bytes: int, payload_len: int, crc32: int) -> bytes:
+    return leb128(n_symbols) + leb128(n_bytes) + leb128(payload_len) + struct.pack("<I", crc32)
+
+
 def block(n_symbols: int, n_bytes: int, payload_len: int, crc32: int, payload: bytes) -> bytes:
-    return struct.pack("<IIII", n_symbols, n_bytes, payload_len, crc32) + payload
+    return block_fields(n_symbols, n_bytes, payload_len, crc32) + payload
+
+
+#: The end marker: n_symbols = 0 as a one-byte varint.
+END_MARKER = b"\x00"
+TRAILER_LEN = 28  # original_size u64 + digest 16 + trailer_crc u32
 
 
 def end(original_size: int, digest: bytes) -> bytes:
     body = struct.pack("<Q", original_size) + digest
-    return struct.pack("<I", 0) + body + struct.pack("<I", crc(body))
+    return END_MARKER + body + struct.pack("<I", crc(body))
 
 
 def blake(data: bytes) -> bytes:
@@ -126,8 +146,13 @@ def build() -> dict[str, bytes]:
     files[g + "model-header.bin"] = model_header
 
     stored_hdr_len = 12  # magic 4 + version/mode/params_len 4 + crc 4
-    block0_payload_at = stored_hdr_len + 16
-    trailer_at = len(fox) - 28  # trailer: u64 + 16 + u32
+    block0_fields_len = 7  # varints 32, 32, 32 (one byte each) + crc32 u32
+    block0_payload_at = stored_hdr_len + block0_fields_len
+    end_marker_at = len(fox) - TRAILER_LEN - len(END_MARKER)
+    chunk0 = FOX_TEXT[:FOX_BLOCK_BYTES]
+    after_block0 = fox[block0_payload_at + FOX_BLOCK_BYTES :]
+    assert fox[stored_hdr_len:block0_payload_at] == block_fields(32, 32, 32, crc(chunk0))
+    assert fox[end_marker_at : end_marker_at + 1] == END_MARKER
 
     # Header-level failures.
     files[m + "container-bad-magic.nc"] = fox.replace(
@@ -136,7 +161,7 @@ def build() -> dict[str, bytes]:
     files[m + "container-version-2.nc"] = header(1, b"", version=2) + fox[stored_hdr_len:]
     files[m + "container-unknown-mode.nc"] = header(2, b"") + fox[stored_hdr_len:]
     files[m + "container-unknown-param-key.nc"] = header(
-        0, b"".join(model_params_entries()) + tlv(10, b"\x00")
+        0, b"".join(model_params_entries()) + tlv(11, b"\x00")
     )
     entries = model_params_entries()
     entries[0], entries[1] = entries[1], entries[0]
@@ -149,23 +174,43 @@ def build() -> dict[str, bytes]:
 
     # Block-level failures.
     files[m + "container-truncated-block-payload.nc"] = fox[: block0_payload_at + 10]
-    bad_sizes = bytearray(fox)
-    struct.pack_into("<I", bad_sizes, stored_hdr_len, 31)  # n_symbols 31 != n_bytes 32
-    files[m + "container-stored-size-inconsistent.nc"] = bytes(bad_sizes)
+    files[m + "container-stored-size-inconsistent.nc"] = (  # n_symbols 31 != n_bytes 32
+        header(1, b"") + block(31, 32, 32, crc(chunk0), chunk0) + after_block0
+    )
     files[m + "container-block-too-large.nc"] = header(1, b"") + block(
         0xFFFFFFF0, 0xFFFFFFF0, 0xFFFFFFF0, 0, b"only a few bytes follow"
+    )
+    # n_symbols 32 written as A0 00 (two bytes) instead of 20: valid value, overlong.
+    files[m + "container-varint-overlong.nc"] = (
+        header(1, b"")
+        + b"\xa0\x00"
+        + leb128(32)
+        + leb128(32)
+        + struct.pack("<I", crc(chunk0))
+        + chunk0
+        + after_block0
+    )
+    # n_bytes = 2**32 (80 80 80 80 10): a well-formed 5-byte varint beyond u32.
+    files[m + "container-varint-exceeds-u32.nc"] = (
+        header(1, b"")
+        + leb128(32)
+        + b"\x80\x80\x80\x80\x10"
+        + leb128(32)
+        + struct.pack("<I", crc(chunk0))
+        + chunk0
+        + after_block0
     )
 
     # Trailer-level failures.
     files[m + "container-truncated-trailer.nc"] = fox[:-5]
     files[m + "container-trailer-crc-flipped.nc"] = flip_bit(fox, len(fox) - 1, 0)
-    files[m + "container-size-mismatch.nc"] = fox[: trailer_at - 4] + end(
+    files[m + "container-size-mismatch.nc"] = fox[:end_marker_at] + end(
         len(FOX_TEXT) + 1, blake(FOX_TEXT)
     )
 
     # Decoder-level failures (structurally valid containers).
     files[m + "container-block-crc-mismatch.nc"] = flip_bit(fox, block0_payload_at + 4, 5)
-    files[m + "container-digest-mismatch.nc"] = fox[: trailer_at - 4] + end(
+    files[m + "container-digest-mismatch.nc"] = fox[:end_marker_at] + end(
         len(FOX_TEXT), blake(FOX_TEXT + b"!")
     )
     return files

@@ -13,7 +13,7 @@ import os
 from typing import Callable
 
 from . import codec, container, models
-from .codec import DEFAULT_BLOCK_TOKENS, Engine, NumericConfig, Progress
+from .codec import DEFAULT_BLOCK_TOKENS, DEFAULT_CONTEXT_OVERLAP, Engine, NumericConfig, Progress
 from .errors import FormatError
 
 
@@ -26,11 +26,13 @@ class Codec:
         *,
         threads: int | None = None,
         block_tokens: int = DEFAULT_BLOCK_TOKENS,
+        context_overlap: int = DEFAULT_CONTEXT_OVERLAP,
         limits: container.Limits = container.DEFAULT_LIMITS,
     ):
         self.model = model
         self.threads = threads
         self.block_tokens = block_tokens
+        self.context_overlap = context_overlap
         self.limits = limits
         self._engines: dict[str, Engine] = {}
 
@@ -45,10 +47,11 @@ class Codec:
         data: bytes,
         *,
         block_tokens: int | None = None,
+        context_overlap: int | None = None,
         progress: Progress | None = None,
         on_total: Callable[[int], None] | None = None,
     ) -> bytes:
-        """Compress ``data``; ``block_tokens`` overrides the codec's setting for this call."""
+        """Compress ``data``; ``block_tokens``/``context_overlap`` override the codec's settings."""
         data = bytes(data)
         if not data:
             return codec.compress_stored(data)
@@ -56,7 +59,8 @@ class Codec:
         return codec.compress(
             eng,
             data,
-            block_tokens=block_tokens or self.block_tokens,
+            block_tokens=self.block_tokens if block_tokens is None else block_tokens,
+            context_overlap=self.context_overlap if context_overlap is None else context_overlap,
             numeric=NumericConfig(), progress=progress, on_total=on_total
         )
 
@@ -102,10 +106,10 @@ def scan(data: bytes, limits: container.Limits = container.DEFAULT_LIMITS) -> li
 _shared: dict[tuple, Codec] = {}
 
 
-def _codec(model, threads, block_tokens=DEFAULT_BLOCK_TOKENS) -> Codec:
-    key = (None if model is None else os.fspath(model), threads, block_tokens)
+def _codec(model, threads) -> Codec:
+    key = (None if model is None else os.fspath(model), threads)
     if key not in _shared:
-        _shared[key] = Codec(model, threads=threads, block_tokens=block_tokens)
+        _shared[key] = Codec(model, threads=threads)
     return _shared[key]
 
 
@@ -114,10 +118,11 @@ def compress(
     *,
     model: str | os.PathLike | None = None,
     block_tokens: int = DEFAULT_BLOCK_TOKENS,
+    context_overlap: int = DEFAULT_CONTEXT_OVERLAP,
     threads: int | None = None,
 ) -> bytes:
     """Compress ``data`` to a nacrith archive (models stay loaded for later calls)."""
-    return _codec(model, threads, block_tokens).compress(data)
+    return _codec(model, threads).compress(data, block_tokens=block_tokens, context_overlap=context_overlap)
 
 
 def decompress(data: bytes, *, model: str | os.PathLike | None = None, threads: int | None = None) -> bytes:

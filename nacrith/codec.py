@@ -4,11 +4,11 @@ Encoder and decoder run the same computation in the same order (the rule that ma
 decodable at all):
 
 * The input's symbols (see ``tokenization``) are cut into blocks of ``block_tokens``.  Every
-  block starts from an empty KV cache with ``start_token`` at position 0, so blocks are
-  independent and a damaged block cannot poison the next.
-* The logits that predict symbol ``i`` of a block come from the model after positions
-  ``0..i`` (the start token and the first ``i`` symbols; an escaped byte enters the model as
-  the escape token).  The decoder evaluates one token per ``llama_decode``; the encoder, who
+  block starts from an empty KV cache with ``start_token`` at position 0, followed by the last
+  ``context_overlap`` symbols of the previous block (evaluated, not coded), then the block's
+  own symbols.  An escaped byte enters the model as the escape token.
+* The logits that predict symbol ``i`` of a block come from the model after the start token,
+  the overlap and the block's first ``i`` symbols.  The decoder evaluates one token per ``llama_decode``; the encoder, who
   knows every token, evaluates them in batches.  That is only allowed because the numeric
   configuration we use (flash attention on, Q8_0 K/V cache) makes batched and one-token
   logits bit-identical; ``tests/test_determinism.py`` proves it on every run.
@@ -35,9 +35,14 @@ from .errors import ChecksumError, FormatError, ModelMismatchError, ModelNotFoun
 from .tokenization import TOKENIZER_VERSION, Tokenizer
 
 DEFAULT_BLOCK_TOKENS = 1024
+# Symbols of the previous block fed to the model (not coded) before each block, so that a
+# block does not start cold.  Chosen by measurement (README, "Block context").
+DEFAULT_CONTEXT_OVERLAP = 256
 # Encoder batch: speed only (batched logits equal one-token logits in our configuration).
 ENCODER_BATCH = 256
 MAX_BLOCK_TOKENS = 8191
+# Start token + overlap + block must fit the model's trained context (8192 for SmolLM2).
+MAX_CONTEXT = 8192
 ESCAPE_BITS = 8
 
 Progress = Callable[[int], None]  # called with the number of symbols just coded
@@ -90,16 +95,16 @@ class Engine:
         self._work = np.empty(self.n_vocab, dtype=np.float64)
         self.lock = threading.Lock()
 
-    def context(self, block_tokens: int, numeric: NumericConfig):
+    def context(self, block_tokens: int, numeric: NumericConfig, overlap: int = 0):
         from .native import LlamaContext
 
-        key = (block_tokens, numeric)
+        key = (block_tokens + overlap, numeric)
         ctx = self._contexts.get(key)
         if ctx is None:
             ctx = LlamaContext(
                 self.model,
-                n_ctx=block_tokens + 1,
-                n_batch=min(ENCODER_BATCH, block_tokens + 1),
+                n_ctx=1 + overlap + block_tokens,
+                n_batch=min(ENCODER_BATCH, 1 + overlap + block_tokens),
                 n_threads=self.threads,
                 flash_attn=numeric.flash_attn,
                 type_k=numeric.type_k,
@@ -108,7 +113,7 @@ class Engine:
             self._contexts = {key: ctx}  # keep one: each holds a KV cache
         return ctx
 
-    def params(self, block_tokens: int, numeric: NumericConfig) -> CodecParams:
+    def params(self, block_tokens: int, overlap: int, numeric: NumericConfig) -> CodecParams:
         return CodecParams(
             model_sha256=bytes.fromhex(self.model_file.sha256),
             tokenizer=TOKENIZER_VERSION,
@@ -119,24 +124,29 @@ class Engine:
             type_v=numeric.type_v,
             start_token=self.start_token,
             escape_token=self.tokenizer.escape_token,
+            context_overlap=overlap,
             backend=self.backend,
         )
 
     # -- one block each way ----------------------------------------------------------------
 
-    def _llm_inputs(self, symbols: np.ndarray, escape: int) -> np.ndarray:
-        tokens = np.where(symbols < self.n_vocab, symbols, escape)
-        return np.concatenate(([self.start_token], tokens[:-1])).astype(np.int64)
+    def llm_tokens(self, symbols: np.ndarray) -> np.ndarray:
+        """What the model sees for each symbol: the token, or the escape token for a raw byte."""
+        return np.where(symbols < self.n_vocab, symbols, self.tokenizer.escape_token).astype(np.int64)
 
-    def encode_block(self, ctx, symbols: np.ndarray, progress: Progress | None) -> bytes:
+    def encode_block(self, ctx, prefix: np.ndarray, symbols: np.ndarray, progress: Progress | None) -> bytes:
+        """Code ``symbols`` after the model has seen the start token and ``prefix`` (LLM tokens)."""
         n_vocab, escape = self.n_vocab, self.tokenizer.escape_token
-        inputs = self._llm_inputs(symbols, escape)
+        inputs = np.concatenate(([self.start_token], prefix, self.llm_tokens(symbols[:-1])))
+        first = 1 + len(prefix)  # index of the input whose logits predict symbols[0]
         enc = ArithmeticEncoder()
         ctx.clear()
         for start in range(0, len(inputs), ctx.n_batch):
-            rows = ctx.decode(inputs[start : start + ctx.n_batch], start)
+            chunk = inputs[start : start + ctx.n_batch]
+            skip = min(max(first - 1 - start, 0), len(chunk))
+            rows = ctx.decode(chunk, start, logits_from=skip)
             for j, row in enumerate(rows):
-                sym = int(symbols[start + j])
+                sym = int(symbols[start + skip + j - (first - 1)])
                 if sym >= n_vocab:
                     lo, f = cdf.interval_from_logits(row, escape, self._work)
                     enc.encode(lo, f)
@@ -148,27 +158,41 @@ class Engine:
                 progress(len(rows))
         return enc.finish()
 
-    def decode_block(self, ctx, payload: bytes, n_symbols: int, progress: Progress | None) -> bytes:
-        n_vocab, escape = self.n_vocab, self.tokenizer.escape_token
+    def decode_block(
+        self, ctx, prefix: np.ndarray, payload: bytes, n_symbols: int, progress: Progress | None
+    ) -> tuple[bytes, np.ndarray]:
+        """Inverse of :meth:`encode_block`: the block's bytes and its symbols."""
+        escape = self.tokenizer.escape_token
         dec = ArithmeticDecoder(payload)
         ctx.clear()
+        # The start token and the overlap, batched like the encoder's first chunk(s), minus the
+        # last one which the loop below evaluates with the first symbol's logits.
+        known = np.concatenate(([self.start_token], prefix)).astype(np.int64)
+        for start in range(0, len(known) - 1, ctx.n_batch):
+            chunk = known[start : min(start + ctx.n_batch, len(known) - 1)]
+            ctx.decode(chunk, start, logits_from=len(chunk))
         out = bytearray()
-        token = self.start_token
+        syms = np.empty(n_symbols, dtype=np.int64)
+        token = int(known[-1])
+        base = len(known) - 1
         pieces = self.tokenizer.pieces
         for pos in range(n_symbols):
-            row = ctx.decode((token,), pos)[0]
+            row = ctx.decode((token,), base + pos)[0]
             sym, lo, f = cdf.symbol_from_logits(row, dec.target(), self._work)
             dec.consume(lo, f)
+            token = sym
             if sym == escape:
-                out.append(dec.decode_uniform(ESCAPE_BITS))
+                byte = dec.decode_uniform(ESCAPE_BITS)
+                out.append(byte)
+                sym = self.n_vocab + byte
             else:
                 out += pieces[sym]
-            token = sym
+            syms[pos] = sym
             if progress and (pos & 63) == 63:
                 progress(64)
         if progress and n_symbols & 63:
             progress(n_symbols & 63)
-        return bytes(out)
+        return bytes(out), syms
 
 
 # -- whole archives ------------------------------------------------------------------------
@@ -183,29 +207,33 @@ def compress(
     data: bytes,
     *,
     block_tokens: int = DEFAULT_BLOCK_TOKENS,
+    context_overlap: int = DEFAULT_CONTEXT_OVERLAP,
     numeric: NumericConfig = NumericConfig(),
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> bytes:
     """Compress ``data`` into one archive (falls back to stored mode if that is smaller)."""
-    if not 1 <= block_tokens <= MAX_BLOCK_TOKENS:
-        raise ValueError(f"block_tokens must be in 1..{MAX_BLOCK_TOKENS}, got {block_tokens}")
+    check_context(block_tokens, context_overlap, ValueError)
     with engine.lock:
         symbols = engine.tokenizer.encode(data)
         if on_total:
             on_total(len(symbols))
-        ctx = engine.context(block_tokens, numeric)
+        ctx = engine.context(block_tokens, numeric, context_overlap)
         out = io.BytesIO()
-        out.write(container.encode_header(container.MODE_MODEL, engine.params(block_tokens, numeric)))
+        out.write(
+            container.encode_header(container.MODE_MODEL, engine.params(block_tokens, context_overlap, numeric))
+        )
         lengths = engine.tokenizer.symbol_len
         offset = 0
+        prefix = np.empty(0, dtype=np.int64)
         for start in range(0, len(symbols), block_tokens):
             block = symbols[start : start + block_tokens]
             n_bytes = int(lengths[block].sum())
             raw = data[offset : offset + n_bytes]
             offset += n_bytes
-            payload = engine.encode_block(ctx, block, progress)
+            payload = engine.encode_block(ctx, prefix, block, progress)
             out.write(container.encode_block(len(block), n_bytes, zlib.crc32(raw), payload))
+            prefix = overlap_of(engine, block, context_overlap)
         assert offset == len(data), "tokenizer lost bytes"  # guarded by tokenization's own checks
         out.write(container.encode_end(len(data), _digest(data)))
     archive = out.getvalue()
@@ -226,6 +254,18 @@ def compress_stored(data: bytes) -> bytes:
     return b"".join(parts)
 
 
+def overlap_of(engine: Engine, block: np.ndarray, overlap: int) -> np.ndarray:
+    """The LLM tokens the next block sees before its own: the last ``overlap`` symbols."""
+    return engine.llm_tokens(block[len(block) - min(overlap, len(block)) :]) if overlap else block[:0]
+
+
+def check_context(block_tokens: int, overlap: int, error: type[Exception]) -> None:
+    if not 1 <= block_tokens <= MAX_BLOCK_TOKENS:
+        raise error(f"block_tokens must be in 1..{MAX_BLOCK_TOKENS}, got {block_tokens}")
+    if not 0 <= overlap or 1 + overlap + block_tokens > MAX_CONTEXT:
+        raise error(f"context_overlap {overlap} with block_tokens {block_tokens} exceeds the {MAX_CONTEXT}-token context")
+
+
 def check_params(params: CodecParams) -> None:
     """Refuse archives whose settings this version cannot reproduce."""
     if params.tokenizer != TOKENIZER_VERSION:
@@ -234,8 +274,7 @@ def check_params(params: CodecParams) -> None:
         )
     if params.cdf_total_bits != cdf.TOTAL_BITS:
         raise UnsupportedVersionError(f"archive uses CDF total 2^{params.cdf_total_bits}; only 2^{cdf.TOTAL_BITS} is supported")
-    if not 1 <= params.block_tokens <= MAX_BLOCK_TOKENS:
-        raise FormatError(f"archive declares block_tokens={params.block_tokens}, outside 1..{MAX_BLOCK_TOKENS}")
+    check_context(params.block_tokens, params.context_overlap, FormatError)
 
 
 def model_for(params: CodecParams, model: str | os.PathLike | None) -> models.ModelFile:
@@ -284,7 +323,8 @@ def decompress_archive(
         blocks = reader.blocks()
     with engine.lock if engine else _nolock:
         if engine:
-            ctx = engine.context(params.block_tokens, numeric)
+            ctx = engine.context(params.block_tokens, numeric, params.context_overlap)
+            prefix = np.empty(0, dtype=np.int64)
         for index, (bh, payload) in enumerate(blocks):
             if header.mode == container.MODE_STORED:
                 raw = payload
@@ -293,7 +333,8 @@ def decompress_archive(
             else:
                 if bh.n_symbols > params.block_tokens:
                     raise FormatError(f"block {index} declares {bh.n_symbols} symbols, more than block_tokens")
-                raw = engine.decode_block(ctx, payload, bh.n_symbols, progress)
+                raw, syms = engine.decode_block(ctx, prefix, payload, bh.n_symbols, progress)
+                prefix = overlap_of(engine, syms, params.context_overlap)
             actual = zlib.crc32(raw)
             if len(raw) != bh.n_bytes or actual != bh.crc32:
                 raise ChecksumError(block_index=index, expected=bh.crc32, actual=actual)

@@ -86,7 +86,9 @@ DIGEST_SIZE = 16
 # Fixed-size pieces (all little-endian).
 _HEADER_FIXED = struct.Struct("<4sBBH")  # magic, version, mode, params_len
 _U32 = struct.Struct("<I")
-_BLOCK_REST = struct.Struct("<III")  # n_bytes, payload_len, crc32 (after n_symbols)
+# Block fields n_symbols, n_bytes and payload_len are unsigned LEB128 varints
+# (minimal encoding, value <= u32 max, so at most this many bytes each).
+_VARINT_MAX_BYTES = 5
 _TRAILER_BODY = struct.Struct(f"<Q{DIGEST_SIZE}s")  # original_size, digest
 _TRAILER = struct.Struct(f"<Q{DIGEST_SIZE}sI")  # ... + trailer_crc
 
@@ -111,6 +113,7 @@ class ParamKey(enum.IntEnum):
     START_TOKEN = 7
     ESCAPE_TOKEN = 8
     BACKEND = 9
+    CONTEXT_OVERLAP = 10
 
 
 # Required value length per key (None: variable, 0..255 bytes).
@@ -124,6 +127,7 @@ _KEY_LENGTHS: dict[int, int | None] = {
     ParamKey.START_TOKEN: 4,
     ParamKey.ESCAPE_TOKEN: 4,
     ParamKey.BACKEND: None,
+    ParamKey.CONTEXT_OVERLAP: 4,
 }
 _REQUIRED_KEYS = frozenset(int(k) for k in ParamKey if k != ParamKey.BACKEND)
 
@@ -165,6 +169,9 @@ class CodecParams:
     type_v: int
     start_token: int
     escape_token: int
+    #: Symbols of the previous block fed to the model (not coded) after the
+    #: start token and before a block's own symbols; 0 = blocks start cold.
+    context_overlap: int
     backend: str = ""
 
     def __post_init__(self) -> None:
@@ -173,7 +180,7 @@ class CodecParams:
             raise ValueError("model_sha256 must be 32 raw bytes (a SHA-256 digest)")
         for name in ("tokenizer", "cdf_total_bits", "type_k", "type_v"):
             _check_uint(name, getattr(self, name), 0xFF)
-        for name in ("block_tokens", "start_token", "escape_token"):
+        for name in ("block_tokens", "start_token", "escape_token", "context_overlap"):
             _check_uint(name, getattr(self, name), _U32_MAX)
         if not isinstance(self.flash_attn, bool):
             raise TypeError("flash_attn must be a bool")
@@ -195,7 +202,7 @@ class Header:
 
 @dataclass(frozen=True)
 class BlockHeader:
-    """Fixed fields of one block (the payload travels separately)."""
+    """Header fields of one block (the payload travels separately)."""
 
     n_symbols: int
     n_bytes: int
@@ -296,6 +303,7 @@ def _encode_params(params: CodecParams) -> bytes:
     ]
     if params.backend:
         entries.append((ParamKey.BACKEND, params.backend.encode("utf-8")))
+    entries.append((ParamKey.CONTEXT_OVERLAP, _U32.pack(params.context_overlap)))
     out = bytearray()
     for key, value in entries:  # already in strictly increasing key order
         out += bytes([int(key), len(value)])
@@ -320,8 +328,21 @@ def encode_header(mode: int, params: CodecParams | None) -> bytes:
     return head + _U32.pack(zlib.crc32(head) & 0xFFFFFFFF)
 
 
+def _encode_varint(value: int) -> bytes:
+    """Minimal unsigned LEB128 encoding of ``value`` (caller checks the range)."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
 def encode_block(n_symbols: int, n_bytes: int, crc32: int, payload: bytes) -> bytes:
-    """Serialize one block: its four u32 fields followed by the payload."""
+    """Serialize one block: varint n_symbols, n_bytes, payload_len; u32 crc32; payload."""
     _check_uint("n_symbols", n_symbols, _U32_MAX)
     _check_uint("n_bytes", n_bytes, _U32_MAX)
     _check_uint("crc32", crc32, _U32_MAX)
@@ -331,16 +352,22 @@ def encode_block(n_symbols: int, n_bytes: int, crc32: int, payload: bytes) -> by
         raise ValueError("n_bytes must be >= 1 (encoders must not emit empty blocks)")
     payload = bytes(payload)
     _check_uint("payload_len", len(payload), _U32_MAX)
-    return _U32.pack(n_symbols) + _BLOCK_REST.pack(n_bytes, len(payload), crc32) + payload
+    return (
+        _encode_varint(n_symbols)
+        + _encode_varint(n_bytes)
+        + _encode_varint(len(payload))
+        + _U32.pack(crc32)
+        + payload
+    )
 
 
 def encode_end(original_size: int, digest: bytes) -> bytes:
-    """Serialize the end marker followed by the trailer."""
+    """Serialize the end marker (varint 0, one byte) followed by the trailer."""
     _check_uint("original_size", original_size, _U64_MAX)
     if not isinstance(digest, (bytes, bytearray)) or len(digest) != DIGEST_SIZE:
         raise ValueError(f"digest must be {DIGEST_SIZE} bytes (BLAKE2b-128)")
     body = _TRAILER_BODY.pack(original_size, bytes(digest))
-    return _U32.pack(0) + body + _U32.pack(zlib.crc32(body) & 0xFFFFFFFF)
+    return _encode_varint(0) + body + _U32.pack(zlib.crc32(body) & 0xFFFFFFFF)
 
 
 def encode_stored(
@@ -459,6 +486,7 @@ def _parse_params(mode: int, raw: bytes) -> CodecParams | None:
         type_v=kv[1],
         start_token=_U32.unpack(values[ParamKey.START_TOKEN])[0],
         escape_token=_U32.unpack(values[ParamKey.ESCAPE_TOKEN])[0],
+        context_overlap=_U32.unpack(values[ParamKey.CONTEXT_OVERLAP])[0],
         backend=backend,
     )
 
@@ -515,6 +543,26 @@ class ArchiveReader:
                 f"{n - len(data)} more byte(s) needed); " + _TRUNC_HINT
             )
         return data
+
+    def _read_varint(self, what: str) -> int:
+        """One unsigned LEB128 varint: at most 5 bytes, minimal, value <= u32 max."""
+        value = 0
+        for i in range(_VARINT_MAX_BYTES):
+            byte = self._read_exact(1, what)[0]
+            value |= (byte & 0x7F) << (7 * i)
+            if not byte & 0x80:
+                if byte == 0 and i > 0:
+                    raise FormatError(
+                        f"corrupt archive: non-minimal (overlong) varint in the {what} "
+                        f"(offset {self.bytes_read - 1}); " + _RESTORE_HINT
+                    )
+                if value > _U32_MAX:
+                    break
+                return value
+        raise FormatError(
+            f"corrupt archive: varint in the {what} exceeds 32 bits "
+            f"(offset {self.bytes_read - 1}); " + _RESTORE_HINT
+        )
 
     def _skip_exact(self, n: int, what: str) -> None:
         remaining = n
@@ -595,12 +643,13 @@ class ArchiveReader:
     def _iter(self, read_payload: bool) -> Iterator[tuple[BlockHeader, bytes | None]]:
         while True:
             index = self.n_blocks
-            (n_symbols,) = _U32.unpack(self._read_exact(4, f"header of block {index}"))
+            what = f"header of block {index}"
+            n_symbols = self._read_varint(what)
             if n_symbols == 0:
                 break
-            n_bytes, payload_len, crc = _BLOCK_REST.unpack(
-                self._read_exact(_BLOCK_REST.size, f"header of block {index}")
-            )
+            n_bytes = self._read_varint(what)
+            payload_len = self._read_varint(what)
+            (crc,) = _U32.unpack(self._read_exact(4, what))
             bh = BlockHeader(n_symbols, n_bytes, payload_len, crc)
             self._check_block(index, bh)
             what = f"payload of block {index}"
@@ -753,6 +802,10 @@ def format_info(info: ArchiveInfo) -> str:
             ("kv cache types", f"K={_fmt_ggml_type(p.type_k)} V={_fmt_ggml_type(p.type_v)}"),
             ("start token", str(p.start_token)),
             ("escape token", str(p.escape_token)),
+            (
+                "context overlap",
+                f"{p.context_overlap} symbols" if p.context_overlap else "0 (blocks start cold)",
+            ),
             ("backend", p.backend or "(not recorded)"),
         ]
     else:

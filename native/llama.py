@@ -184,16 +184,19 @@ class LlamaContext:
         """Forget every sequence (start of a new block)."""
         _lib.llama_memory_clear(self._mem, True)
 
-    def decode(self, tokens, start_pos: int, seq: int = 0, all_logits: bool = True) -> np.ndarray:
+    def decode(self, tokens, start_pos: int, seq: int = 0, logits_from: int = 0) -> np.ndarray:
         """Append ``tokens`` to sequence ``seq`` at positions start_pos.. and run the model.
 
-        Returns a float32 array (n_out, n_vocab) copied out of llama.cpp: the logits after every
-        token if ``all_logits`` else only after the last one.  One call is one ``llama_decode``
-        (at most ``n_batch`` tokens), so callers decide the batch shapes explicitly.
+        Returns a float32 array (n - logits_from, n_vocab) copied out of llama.cpp: the logits
+        after tokens[logits_from:] (``logits_from=len(tokens)`` returns none; ``-1`` only the
+        last).  One call is one ``llama_decode`` (at most ``n_batch`` tokens), so callers decide
+        the batch shapes explicitly.
         """
         n = len(tokens)
         if not 0 < n <= self.n_batch:
             raise ValueError(f"batch of {n} tokens (limit {self.n_batch})")
+        if logits_from < 0:
+            logits_from += n
         b = self._batch
         b.n_tokens = n
         for i, t in enumerate(tokens):
@@ -201,10 +204,12 @@ class LlamaContext:
             b.pos[i] = start_pos + i
             b.n_seq_id[i] = 1
             b.seq_id[i][0] = seq
-            b.logits[i] = 1 if (all_logits or i == n - 1) else 0
+            b.logits[i] = 1 if i >= logits_from else 0
         rc = _lib.llama_decode(self._ctx, b)
         if rc != 0:
             raise NativeError(f"llama_decode failed with code {rc}")
-        n_out = n if all_logits else 1
+        n_out = n - logits_from
+        if n_out == 0:
+            return np.empty((0, self.n_vocab), dtype=np.float32)
         ptr = _lib.llama_get_logits(self._ctx)
         return np.ctypeslib.as_array(ptr, shape=(n_out, self.n_vocab)).copy()

@@ -9,6 +9,7 @@ a hundred tokens per second on the 2-core test machine.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
@@ -219,8 +220,9 @@ def test_test_command(tmp_path, archive):
     # Damage a payload byte: the structure stays valid, the decoded block's CRC fails.
     info = api.scan(archive)[0]
     assert info.n_blocks == 1
-    start = info.header.size + 16  # block header: four u32
-    end = info.compressed_size - 32  # end marker (4) + trailer (8 + 16 + 4)
+    (block,) = container.ArchiveReader(io.BytesIO(archive)).block_headers()
+    end = info.compressed_size - 29  # end marker (varint 0: 1 byte) + trailer (8 + 16 + 4)
+    start = end - block.payload_len
     bad = bytearray(archive)
     bad[(start + end) // 2] ^= 0x55
     damaged = tmp_path / "bad.nc"
@@ -246,6 +248,7 @@ def test_model_mismatch_exit_code(tmp_path):
         type_v=8,
         start_token=1,
         escape_token=2,
+        context_overlap=0,
     )
     raw = b"hello"
     blob = (

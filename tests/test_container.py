@@ -94,6 +94,7 @@ def example_params(**overrides) -> C.CodecParams:
         type_v=1,
         start_token=1,
         escape_token=2,
+        context_overlap=128,
         backend="llama-cpp-python 0.3.36",
     )
     values.update(overrides)
@@ -222,14 +223,14 @@ def test_golden_stored_fox_parses():
     assert [bh.n_bytes for bh, _ in blocks] == [32, 13]
     assert b"".join(p for _, p in blocks) == GEN.FOX_TEXT
     assert reader.trailer == C.Trailer(45, hashlib.blake2b(GEN.FOX_TEXT, digest_size=16).digest())
-    assert reader.bytes_read == len(data) == 121
+    assert reader.bytes_read == len(data) == 100
     assert decode_stored(C.ArchiveReader(io.BytesIO(data))) == GEN.FOX_TEXT
 
 
 def test_golden_stored_empty_parses():
     data = (GOLDEN / "stored-empty.nc").read_bytes()
     reader, blocks = read_all(data)
-    assert blocks == [] and reader.trailer.original_size == 0 and len(data) == 44
+    assert blocks == [] and reader.trailer.original_size == 0 and len(data) == 41
     info = C.read_info(io.BytesIO(data))
     assert (info.n_blocks, info.total_bytes, info.ratio, info.bits_per_byte) == (0, 0, None, None)
     assert "n/a" in C.format_info(info)
@@ -253,6 +254,7 @@ def test_read_info_and_format_info():
     assert GEN.MODEL_SHA256.hex() in text
     assert "model" in text and "llama-cpp-python 0.3.36" in text
     assert "2048" in text and f"{len(data)} bytes" in text and "11 bytes" in text
+    assert re.search(r"^context overlap: +128 symbols$", text, re.M)
     assert f"{11 / len(data):.3f}x" in text and f"{8 * len(data) / 11:.4f}" in text
     assert len(text.splitlines()) >= 10
 
@@ -391,12 +393,46 @@ def test_mode0_without_params_and_bad_values():
     bad_flash = [e if e[0] != 5 else b"\x05\x01\x02" for e in entries]
     with pytest.raises(E.FormatError, match="flash_attn"):
         C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(bad_flash))))
-    bad_utf8 = entries[:-1] + [b"\x09\x02\xff\xfe"]
+    bad_utf8 = [e if e[0] != 9 else b"\x09\x02\xff\xfe" for e in entries]
     with pytest.raises(E.FormatError, match="UTF-8"):
         C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(bad_utf8))))
-    no_backend = entries[:-1]
+    no_backend = [e for e in entries if e[0] != 9]
     header = C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(no_backend)))).header
     assert header.params == example_params(backend="")
+
+
+def test_context_overlap_param():
+    entries = GEN.model_params_entries()
+    assert [e[0] for e in entries] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    # required in model mode
+    no_overlap = [e for e in entries if e[0] != 10]
+    with pytest.raises(E.FormatError, match="context_overlap") as info:
+        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(no_overlap))))
+    assert type(info.value) is E.FormatError
+    # key 10 must follow key 9
+    swapped = entries[:8] + [entries[9], entries[8]]
+    with pytest.raises(E.FormatError, match="out-of-order") as info:
+        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(swapped))))
+    assert type(info.value) is E.FormatError
+    # fixed length of 4 bytes
+    short = entries[:9] + [b"\x0a\x02\x80\x00"]
+    with pytest.raises(E.FormatError, match="context_overlap"):
+        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(short))))
+    # encoded last, in key order, whether or not backend is present
+    for params in (example_params(context_overlap=0), example_params(context_overlap=7, backend="")):
+        raw = C.encode_header(C.MODE_MODEL, params)
+        assert raw[-10:-4] == b"\x0a\x04" + struct.pack("<I", params.context_overlap)
+        assert C.ArchiveReader(io.BytesIO(raw)).header.params == params
+    cold = C.format_info(C.read_info(io.BytesIO(model_archive([(1, b"a", b"")], example_params(context_overlap=0)))))
+    assert "blocks start cold" in cold
+    with pytest.raises(TypeError):
+        C.CodecParams(**{f: getattr(example_params(), f) for f in ("model_sha256", "tokenizer",
+                         "cdf_total_bits", "block_tokens", "flash_attn", "type_k", "type_v",
+                         "start_token", "escape_token")})
+    with pytest.raises(ValueError):
+        example_params(context_overlap=1 << 32)
+    with pytest.raises(ValueError):
+        example_params(context_overlap=-1)
 
 
 def test_stored_mode_with_full_params_round_trips():
@@ -407,7 +443,7 @@ def test_stored_mode_with_full_params_round_trips():
 
 
 def test_block_with_zero_bytes_is_corrupt():
-    data = C.encode_header(C.MODE_MODEL, example_params()) + struct.pack("<IIII", 1, 0, 0, 0)
+    data = C.encode_header(C.MODE_MODEL, example_params()) + b"\x01\x00\x00" + struct.pack("<I", 0)
     with pytest.raises(E.FormatError) as info:
         read_all(data + C.encode_end(0, bytes(16)))
     assert type(info.value) is E.FormatError
@@ -430,9 +466,9 @@ def test_limits_are_enforced():
 
 def test_huge_declared_payload_does_not_allocate(tmp_path):
     path = tmp_path / "huge.nc"
-    # A 3 GiB payload claim in a ~40 byte file.
+    # A 3 GiB payload claim in a ~130 byte file.
     path.write_bytes(_raw_header(C.MODE_MODEL, b"".join(GEN.model_params_entries()))
-                     + struct.pack("<IIII", 1, 1, 3 << 30, 0) + b"tiny")
+                     + GEN.block_fields(1, 1, 3 << 30, 0) + b"tiny")
     with path.open("rb") as f, pytest.raises(E.LimitError):
         list(C.ArchiveReader(f).blocks())
     permissive = C.Limits(max_block_payload=0xFFFFFFFF)
@@ -446,6 +482,93 @@ def test_huge_declared_payload_does_not_allocate(tmp_path):
     assert peak < 8 << 20, f"peak allocation {peak} bytes"
     with path.open("rb") as f, pytest.raises(E.TruncatedError):
         C.read_info(f, permissive)
+
+
+# ---------------------------------------------------------------------------
+# block varints
+# ---------------------------------------------------------------------------
+
+VARINT_CASES = [
+    (0, b"\x00"),
+    (1, b"\x01"),
+    (127, b"\x7f"),
+    (128, b"\x80\x01"),
+    (300, b"\xac\x02"),
+    (16383, b"\xff\x7f"),
+    (16384, b"\x80\x80\x01"),
+    ((1 << 28) - 1, b"\xff\xff\xff\x7f"),
+    (1 << 28, b"\x80\x80\x80\x80\x01"),
+    (0xFFFFFFFF, b"\xff\xff\xff\xff\x0f"),
+]
+
+
+def _stored_with_fields(fields: bytes, payload: bytes = b"x") -> bytes:
+    """A stored archive whose single block has the given raw fields (before crc32)."""
+    return (
+        C.encode_header(C.MODE_STORED, None)
+        + fields
+        + struct.pack("<I", C.block_crc32(payload))
+        + payload
+        + C.encode_end(len(payload), hashlib.blake2b(payload, digest_size=16).digest())
+    )
+
+
+@pytest.mark.parametrize("value,encoded", VARINT_CASES)
+def test_varint_encoding_is_minimal_leb128(value, encoded):
+    assert GEN.leb128(value) == encoded
+    if value:
+        block = C.encode_block(value, 1, 0, b"")
+        assert block == encoded + b"\x01\x00" + bytes(4)
+        reader = C.ArchiveReader(io.BytesIO(
+            C.encode_header(C.MODE_MODEL, example_params()) + block + C.encode_end(1, bytes(16))
+        ), C.Limits(max_block_symbols=0xFFFFFFFF))
+        assert [bh.n_symbols for bh, _ in reader.blocks()] == [value]
+    assert C.encode_end(0, bytes(16))[:1] == b"\x00"
+
+
+def test_block_field_sizes():
+    assert len(C.encode_block(1, 1, 0, b"")) == 7
+    assert len(C.encode_block(0xFFFFFFFF, 0xFFFFFFFF, 0, b"\x00" * 200)) == 5 + 5 + 2 + 4 + 200
+
+
+@pytest.mark.parametrize(
+    "fields,exc,match",
+    [
+        (b"\x81\x00\x01\x01", E.FormatError, "overlong"),  # n_symbols 1 in two bytes
+        (b"\x01\x81\x80\x00\x01", E.FormatError, "overlong"),  # n_bytes, three bytes
+        (b"\x01\x01\x81\x80\x80\x80\x00", E.FormatError, "overlong"),  # payload_len, five bytes
+        (b"\x01\x80\x80\x80\x80\x10\x01", E.FormatError, "exceeds 32 bits"),  # 2**32
+        (b"\x01\xff\xff\xff\xff\x7f\x01", E.FormatError, "exceeds 32 bits"),
+        (b"\x01\x01\x80\x80\x80\x80\x80\x01", E.FormatError, "exceeds 32 bits"),  # 6 bytes
+        (b"\x80\x80\x80\x80\x80", E.FormatError, "exceeds 32 bits"),  # continuation in 5th byte
+    ],
+)
+def test_bad_varints(fields, exc, match):
+    with pytest.raises(E.NacrithError, match=match) as info:
+        read_all(_stored_with_fields(fields))
+    assert type(info.value) is exc
+
+
+def test_overlong_end_marker_is_corrupt():
+    good = C.encode_stored(b"")
+    bad = good[:12] + b"\x80\x00" + good[13:]
+    with pytest.raises(E.FormatError, match="overlong") as info:
+        read_all(bad)
+    assert type(info.value) is E.FormatError
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 4])
+def test_varint_cut_by_eof_is_truncated(cut):
+    head = C.encode_header(C.MODE_STORED, None) + b"\x01\x01"
+    with pytest.raises(E.TruncatedError):
+        read_all(head + b"\xff\xff\xff\xff\x0f"[:cut])
+
+
+def test_varint_limits_checked_before_payload():
+    # Largest u32 sizes decode fine, then the limits (not the varint rules) reject them.
+    fields = b"\xff\xff\xff\xff\x0f" * 3
+    with pytest.raises(E.LimitError):
+        read_all(_stored_with_fields(fields))
 
 
 # ---------------------------------------------------------------------------
@@ -491,6 +614,7 @@ params_st = st.builds(
     type_v=st.integers(0, 255),
     start_token=st.integers(0, 0xFFFFFFFF),
     escape_token=st.integers(0, 0xFFFFFFFF),
+    context_overlap=st.integers(0, 0xFFFFFFFF),
     backend=st.text(max_size=40),
 )
 blocks_st = st.lists(

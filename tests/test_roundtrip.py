@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 
@@ -34,23 +35,32 @@ def test_roundtrip(codec, name):
     assert codec.decompress(blob) == data
 
 
-def test_block_tokens_is_recorded_and_honoured(codec):
-    data = CASES["prose"] + CASES["unspellable"]
-    blob = codec.compress(data, block_tokens=7)
+@pytest.mark.parametrize("block_tokens, overlap", [(7, 0), (7, 3), (9, 20), (16, 5)])
+def test_block_settings_are_recorded_and_honoured(codec, block_tokens, overlap):
+    data = CASES["prose"] + b"a \x04 escape crossing blocks \xff\n"
+    blob = codec.compress(data, block_tokens=block_tokens, context_overlap=overlap)
     info = container.read_info(io.BytesIO(blob))
-    assert info.header.params.block_tokens == 7
+    assert info.header.mode == container.MODE_MODEL
+    assert (info.header.params.block_tokens, info.header.params.context_overlap) == (block_tokens, overlap)
     assert info.n_blocks > 3
-    assert blob != codec.compress(data, block_tokens=9)
-    # the decoder takes block_tokens from the header, not from the codec's own setting
-    assert codec.block_tokens != 7
+    # the decoder takes the settings from the header, not from the codec's own
+    assert (codec.block_tokens, codec.context_overlap) != (block_tokens, overlap)
     assert codec.decompress(blob) == data
+
+
+def test_each_block_setting_changes_the_bitstream(codec):
+    data = CASES["prose"]
+    base = codec.compress(data, block_tokens=16, context_overlap=4)
+    assert base != codec.compress(data, block_tokens=17, context_overlap=4)
+    assert base[-60:] != codec.compress(data, block_tokens=16, context_overlap=5)[-60:]
 
 
 def test_text_compresses_well(codec):
     data = CASES["prose"]
     blob = codec.compress(data)
     assert container.read_info(io.BytesIO(blob)).header.mode == container.MODE_MODEL
-    assert len(blob) < len(data) / 3
+    payload = sum(len(p) for _, p in container.ArchiveReader(io.BytesIO(blob)).blocks())
+    assert payload < len(data) / 6  # the sentence repeats: the model must notice
 
 
 def test_incompressible_falls_back_to_stored(codec):
@@ -79,10 +89,10 @@ def test_corrupted_payload_is_detected(codec):
 
 
 def test_model_mismatch_names_both_hashes(codec):
-    blob = codec.compress(b"hello world\n")
+    blob = codec.compress(CASES["prose"])
     reader = container.ArchiveReader(io.BytesIO(blob))
     params = reader.header.params
-    fake = params.__class__(**{**params.__dict__, "model_sha256": bytes(32)})
+    fake = dataclasses.replace(params, model_sha256=bytes(32))
     forged = container.encode_header(container.MODE_MODEL, fake) + blob[reader.header.size :]
     with pytest.raises(nacrith.ModelNotFoundError) as exc:
         codec.decompress(forged)
