@@ -306,6 +306,7 @@ def environment(codec: api.Codec) -> dict:
         "model": mf.name,
         "model_sha256": mf.sha256,
         "block_tokens": codec.block_tokens,
+        "context_overlap": codec.context_overlap,
         "threads": codec.engine(mf).threads,
         "python": platform.python_version(),
         "machine": platform.machine(),

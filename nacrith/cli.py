@@ -37,7 +37,15 @@ from typing import BinaryIO, Callable
 import click
 
 from . import __version__, api, bench, container, models
-from .codec import DEFAULT_BLOCK_TOKENS, MAX_BLOCK_TOKENS, check_params, model_for
+from .codec import (
+    DEFAULT_BLOCK_TOKENS,
+    DEFAULT_CONTEXT_OVERLAP,
+    MAX_BLOCK_TOKENS,
+    MAX_CONTEXT,
+    check_context,
+    check_params,
+    model_for,
+)
 from .errors import ChecksumError, NacrithError
 
 SUFFIX = ".nc"
@@ -361,11 +369,17 @@ def _write_stdout(data: bytes) -> None:
 _codecs: dict[tuple[str | None, int | None], api.Codec] = {}
 
 
-def get_codec(model: str | None, threads: int | None, block_tokens: int = DEFAULT_BLOCK_TOKENS) -> api.Codec:
+def get_codec(
+    model: str | None,
+    threads: int | None,
+    block_tokens: int = DEFAULT_BLOCK_TOKENS,
+    context_overlap: int = DEFAULT_CONTEXT_OVERLAP,
+) -> api.Codec:
     codec = _codecs.get((model, threads))
     if codec is None:
         codec = _codecs[(model, threads)] = api.Codec(model, threads=threads)
     codec.block_tokens = block_tokens
+    codec.context_overlap = context_overlap
     return codec
 
 
@@ -456,7 +470,12 @@ _threads_option = click.option(
 )
 _block_tokens_option = click.option(
     "--block-tokens", type=click.IntRange(1, MAX_BLOCK_TOKENS), default=DEFAULT_BLOCK_TOKENS, show_default=True,
-    metavar="N", help="Symbols per independently decodable block (longer = more context, better ratio).",
+    metavar="N", help="Symbols coded per block (longer = more context, better ratio).",
+)
+_overlap_option = click.option(
+    "--context-overlap", type=click.IntRange(0, MAX_CONTEXT - 2), default=DEFAULT_CONTEXT_OVERLAP,
+    show_default=True, metavar="N",
+    help="Symbols of the previous block the model sees (not codes) before each block.",
 )
 
 
@@ -517,11 +536,15 @@ def main() -> None:
 @main.command(short_help="Compress files to FILE.nc.")
 @_io_options
 @_block_tokens_option
+@_overlap_option
 @click.pass_context
-def compress(ctx, files, output, to_stdout, force, keep, quiet, verbose, model, threads, block_tokens):
+def compress(
+    ctx, files, output, to_stdout, force, keep, quiet, verbose, model, threads, block_tokens, context_overlap
+):
     """Compress FILEs to FILE.nc (standard input to standard output)."""
     files = _inputs(files, output, to_stdout)
-    codec = get_codec(model, threads, block_tokens)
+    check_context(block_tokens, context_overlap, click.BadParameter)
+    codec = get_codec(model, threads, block_tokens, context_overlap)
     warned = []
 
     def one(src: str) -> None:
@@ -707,12 +730,13 @@ def format_row(row: bench.BenchRow | None, file_width: int) -> str:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @_model_option
 @_block_tokens_option
+@_overlap_option
 @_threads_option
 @click.option("--json", "json_path", metavar="PATH", type=click.Path(dir_okay=False, allow_dash=True),
               help="Also write the measurements as JSON to PATH ('-' = stdout, table then goes to stderr).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
 @click.pass_context
-def bench_cmd(ctx, files, model, block_tokens, threads, json_path, quiet):
+def bench_cmd(ctx, files, model, block_tokens, context_overlap, threads, json_path, quiet):
     """Compare nacrith with gzip, bzip2, xz, zstd (and cmix, paq8px if installed).
 
     Each file is compressed and decompressed by every compressor; nacrith's round trip must
@@ -721,7 +745,8 @@ def bench_cmd(ctx, files, model, block_tokens, threads, json_path, quiet):
     for path in files:
         if not os.path.isfile(path):
             raise FileNotFoundError(2, "No such file", path)
-    codec = get_codec(model, threads, block_tokens)
+    check_context(block_tokens, context_overlap, click.BadParameter)
+    codec = get_codec(model, threads, block_tokens, context_overlap)
     external = bench.external_programs()
     table_to_err = json_path == STDIO
     width = max(len("file"), *(len(f) for f in files))

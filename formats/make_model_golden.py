@@ -1,0 +1,64 @@
+"""Regenerate (or, with --check, verify) the golden model-coded archives in formats/golden/model/.
+
+These pin the whole bitstream: tokenizer, escapes, llama.cpp numerics (flash attention, Q8_0
+K/V), CDF quantization, arithmetic coder and container.  A change that alters any of them
+makes tests/test_golden.py fail, which is the point: old archives must keep decoding.
+
+Usage: python formats/make_model_golden.py [--check]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent / "golden" / "model"
+
+# (name, original bytes, block_tokens, context_overlap)
+CASES = [
+    (
+        "prose",
+        b"It was the best of times, it was the worst of times, it was the age of wisdom,\n"
+        b"it was the age of foolishness, it was the epoch of belief, it was the epoch of\n"
+        b"incredulity, it was the season of Light, it was the season of Darkness.\n",
+        1024,
+        256,
+    ),
+    (
+        "blocks-escapes",
+        b"Escapes \x04\x06 and \xff\xfe invalid UTF-8, a NUL \x00, CRLF\r\n, "
+        + "and astral \U00040000 text, cut into small blocks with overlap.\r\n".encode()
+        + b"The model still has to win against storing the bytes, so here is some ordinary English "
+        + b"prose that it predicts well: the cat sat on the mat, and the dog sat on the rug.\r\n",
+        16,
+        5,
+    ),
+]
+
+
+def build(codec) -> dict[str, tuple[bytes, bytes]]:
+    return {
+        name: (data, codec.compress(data, block_tokens=bt, context_overlap=ov)) for name, data, bt, ov in CASES
+    }
+
+
+def main() -> int:
+    import nacrith
+
+    check = "--check" in sys.argv
+    HERE.mkdir(parents=True, exist_ok=True)
+    bad = 0
+    for name, (data, blob) in build(nacrith.Codec(threads=1)).items():
+        src, arc = HERE / f"{name}.txt", HERE / f"{name}.txt.nc"
+        if check:
+            if src.read_bytes() != data or arc.read_bytes() != blob:
+                print(f"differs: {name}")
+                bad += 1
+        else:
+            src.write_bytes(data)
+            arc.write_bytes(blob)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Golden model-coded archives pin the bitstream (see formats/make_model_golden.py)."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+from nacrith import container
+
+FORMATS = Path(__file__).resolve().parent.parent / "formats"
+sys.path.insert(0, str(FORMATS))
+import make_model_golden  # noqa: E402
+
+NAMES = [name for name, *_ in make_model_golden.CASES]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_archive_decodes(codec, name):
+    original = (make_model_golden.HERE / f"{name}.txt").read_bytes()
+    archive = (make_model_golden.HERE / f"{name}.txt.nc").read_bytes()
+    assert container.read_info(io.BytesIO(archive)).header.mode == container.MODE_MODEL
+    assert codec.decompress(archive) == original
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_compressing_reproduces_golden_archive(codec, name):
+    case = {n: (d, bt, ov) for n, d, bt, ov in make_model_golden.CASES}[name]
+    data, block_tokens, overlap = case
+    assert (make_model_golden.HERE / f"{name}.txt").read_bytes() == data
+    blob = codec.compress(data, block_tokens=block_tokens, context_overlap=overlap)
+    assert blob == (make_model_golden.HERE / f"{name}.txt.nc").read_bytes()
