@@ -6,6 +6,7 @@
     b'hello, world\\n'
 """
 
+from . import _fsspec
 from .api import Codec, compress, decompress
 from .container import FORMAT_VERSION, MAGIC
 from .errors import (
@@ -21,6 +22,14 @@ from .errors import (
     TruncatedError,
     UnsupportedVersionError,
 )
+from .stream import (
+    FrameInfo,
+    NacrithCompressor,
+    NacrithDecompressor,
+    NacrithFile,
+    get_frame_info,
+    open,
+)
 
 __version__ = "0.1.0"
 
@@ -28,6 +37,12 @@ __all__ = [
     "Codec",
     "compress",
     "decompress",
+    "open",
+    "NacrithFile",
+    "NacrithCompressor",
+    "NacrithDecompressor",
+    "FrameInfo",
+    "get_frame_info",
     "MAGIC",
     "FORMAT_VERSION",
     "NacrithError",
@@ -42,3 +57,6 @@ __all__ = [
     "LimitError",
     "TokenizationError",
 ]
+
+# fsspec (optional): `fsspec.open(..., compression="nacrith")` works once nacrith is imported.
+_fsspec.install_hook()

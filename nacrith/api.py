@@ -54,7 +54,7 @@ class Codec:
         """Compress ``data``; ``block_tokens``/``context_overlap`` override the codec's settings."""
         data = bytes(data)
         if not data:
-            return codec.compress_stored(data)
+            return container.encode_stored(data)
         eng = self.engine(models.resolve(self.model))
         return codec.compress(
             eng,

@@ -160,8 +160,88 @@ def _silence_stdout() -> None:
         pass
 
 
+# Filter mode (``nacrith [-d] [OPTIONS] [FILE...]`` without a command, as tar's -I uses it):
+# flags that pick the command, and the options whose value is the next argument.
+_MODE_FLAGS = set("dzlt")  # decompress, compress, list, test
+_LONG_MODE_FLAGS = {
+    "--decompress": "d", "--uncompress": "d", "--compress": "z", "--list": "l", "--test": "t",
+}
+_CLUSTER_FLAGS = set("dzltcfkqv")  # short flags without a value that may be combined (-dc)
+_VALUE_OPTIONS = {"-o", "--output", "--model", "-T", "--threads", "--block-tokens", "--context-overlap"}
+
+
+def filter_args(args: list[str]) -> list[str]:
+    """Turn a command-less, zstd-style argument list into a subcommand's arguments.
+
+    ``-d``/``--decompress`` picks ``decompress``, ``-l`` ``decompress -l``, ``-t`` ``test``,
+    otherwise ``compress``; the other arguments go to that command unchanged.  Writing to
+    standard output (no FILE, or ``-c``) is quiet unless ``-v`` is given, like zstd.
+    """
+    modes: list[str] = []
+    rest: list[str] = []
+    positional = 0
+    to_stdout = verbose = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            rest.append(arg)
+            positional += len(args) - i
+            rest.extend(args[i:])
+            break
+        if arg in _LONG_MODE_FLAGS:
+            modes.append(_LONG_MODE_FLAGS[arg])
+            continue
+        if arg in _VALUE_OPTIONS:
+            rest.append(arg)
+            if i < len(args):
+                rest.append(args[i])
+                i += 1
+            continue
+        if len(arg) > 1 and arg[0] == "-" and arg[1] != "-" and set(arg[1:]) <= _CLUSTER_FLAGS:
+            letters = [c for c in arg[1:] if c not in _MODE_FLAGS]
+            modes.extend(c for c in arg[1:] if c in _MODE_FLAGS)
+            to_stdout = to_stdout or "c" in letters
+            verbose = verbose or "v" in letters
+            if letters:
+                rest.append("-" + "".join(letters))
+            continue
+        if arg == "--stdout":
+            to_stdout = True
+        elif arg == "--verbose":
+            verbose = True
+        elif not arg.startswith("-"):  # a FILE ('-', standard input, is not one)
+            positional += 1
+        rest.append(arg)
+    mode = modes[-1] if modes else "z"
+    if mode == "t":
+        return ["test", *rest]
+    if mode == "l":
+        return ["decompress", "-l", *rest]
+    command = "decompress" if mode == "d" else "compress"
+    if (to_stdout or not positional) and not verbose:
+        rest.insert(0, "-q")
+    return [command, *rest]
+
+
 class _Main(click.Group):
-    """The top-level group: maps exceptions to one message line and an exit status."""
+    """The top-level group: maps exceptions to one message line and an exit status.
+
+    Called without a command (``nacrith -d``, ``nacrith FILE``, ``nacrith < in > out``) it
+    works like zstd/gzip through :func:`filter_args`; ``nacrith`` alone on a terminal still
+    prints the help.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = list(args)
+        if not ctx.resilient_parsing and not (args and args[0] in self.commands):
+            own = {"-V", "--version", *ctx.help_option_names}
+            if args and args[0] not in own:
+                args = filter_args(args)
+            elif not args and not _isatty(sys.stdin):
+                args = filter_args(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
         _signals.clear()
@@ -530,6 +610,10 @@ def main() -> None:
     Files are compressed to FILE.nc and decompressed back; with no FILE or with '-' the
     command reads standard input and writes standard output.  The model that compressed
     an archive must be available to decompress it (its sha256 is recorded in the archive).
+
+    Without a COMMAND, nacrith works like gzip/zstd: 'nacrith [OPTIONS] [FILE...]'
+    compresses, 'nacrith -d' decompresses, '-l' lists, '-t' tests; with no FILE it filters
+    standard input to standard output, so 'tar -I nacrith' works.
     """
 
 

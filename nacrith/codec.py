@@ -18,11 +18,9 @@ decodable at all):
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import threading
-import zlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -62,7 +60,7 @@ def default_threads() -> int:
         busy = int(os.getloadavg()[0] + 0.5)
     except OSError:  # pragma: no cover
         busy = 0
-    return max(1, min(cores, cores - busy + 1 if busy else cores))
+    return max(1, min(cores, cores - busy))
 
 
 @dataclass(frozen=True)
@@ -198,10 +196,6 @@ class Engine:
 # -- whole archives ------------------------------------------------------------------------
 
 
-def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
-
-
 def compress(
     engine: Engine,
     data: bytes,
@@ -232,26 +226,15 @@ def compress(
             raw = data[offset : offset + n_bytes]
             offset += n_bytes
             payload = engine.encode_block(ctx, prefix, block, progress)
-            out.write(container.encode_block(len(block), n_bytes, zlib.crc32(raw), payload))
+            out.write(container.encode_block(len(block), n_bytes, container.block_crc32(raw), payload))
             prefix = overlap_of(engine, block, context_overlap)
         assert offset == len(data), "tokenizer lost bytes"  # guarded by tokenization's own checks
-        out.write(container.encode_end(len(data), _digest(data)))
+        digest = container.new_digest()
+        digest.update(data)
+        out.write(container.encode_end(len(data), digest.digest()))
     archive = out.getvalue()
-    stored = compress_stored(data)
+    stored = container.encode_stored(data)
     return stored if len(stored) < len(archive) else archive
-
-
-STORED_BLOCK = 1 << 24
-
-
-def compress_stored(data: bytes) -> bytes:
-    """The archive that keeps ``data`` as it is (for input the model cannot shrink)."""
-    parts = [container.encode_header(container.MODE_STORED, None)]
-    for start in range(0, len(data), STORED_BLOCK):
-        chunk = data[start : start + STORED_BLOCK]
-        parts.append(container.encode_block(len(chunk), len(chunk), zlib.crc32(chunk), chunk))
-    parts.append(container.encode_end(len(data), _digest(data)))
-    return b"".join(parts)
 
 
 def overlap_of(engine: Engine, block: np.ndarray, overlap: int) -> np.ndarray:
@@ -275,6 +258,12 @@ def check_params(params: CodecParams) -> None:
     if params.cdf_total_bits != cdf.TOTAL_BITS:
         raise UnsupportedVersionError(f"archive uses CDF total 2^{params.cdf_total_bits}; only 2^{cdf.TOTAL_BITS} is supported")
     check_context(params.block_tokens, params.context_overlap, FormatError)
+    numeric = NumericConfig(params.flash_attn, params.type_k, params.type_v)
+    if numeric != NumericConfig():
+        # Only this configuration makes batched and one-token logits identical (see module doc).
+        raise UnsupportedVersionError(
+            f"archive uses llama.cpp settings {numeric} that this nacrith cannot reproduce exactly"
+        )
 
 
 def model_for(params: CodecParams, model: str | os.PathLike | None) -> models.ModelFile:
@@ -304,54 +293,50 @@ def decompress_archive(
     *,
     model: str | os.PathLike | None = None,
     progress: Progress | None = None,
-    on_total: Callable[[int], None] | None = None,
 ) -> bytes:
-    """Decode one archive whose header ``reader`` has already read."""
+    """Decode one archive whose header ``reader`` has already read, verifying every checksum."""
     header = reader.header
-    out = bytearray()
-    digest = hashlib.blake2b(digest_size=16)
     if header.mode == container.MODE_STORED:
-        blocks = reader.blocks()
-        engine = ctx = None
-    else:
-        params = header.params
-        check_params(params)
-        engine = get_engine(model_for(params, model))
-        numeric = NumericConfig(params.flash_attn, params.type_k, params.type_v)
-        if params.start_token != engine.start_token or params.escape_token != engine.tokenizer.escape_token:
-            raise FormatError("archive's start/escape tokens do not match this model's vocabulary")
-        blocks = reader.blocks()
-    with engine.lock if engine else _nolock:
-        if engine:
-            ctx = engine.context(params.block_tokens, numeric, params.context_overlap)
-            prefix = np.empty(0, dtype=np.int64)
-        for index, (bh, payload) in enumerate(blocks):
-            if header.mode == container.MODE_STORED:
-                raw = payload
-                if progress:
-                    progress(bh.n_symbols)
-            else:
-                if bh.n_symbols > params.block_tokens:
-                    raise FormatError(f"block {index} declares {bh.n_symbols} symbols, more than block_tokens")
-                raw, syms = engine.decode_block(ctx, prefix, payload, bh.n_symbols, progress)
-                prefix = overlap_of(engine, syms, params.context_overlap)
-            actual = zlib.crc32(raw)
-            if len(raw) != bh.n_bytes or actual != bh.crc32:
-                raise ChecksumError(block_index=index, expected=bh.crc32, actual=actual)
-            out += raw
-            digest.update(raw)
+
+        def stored(index: int, bh: container.BlockHeader, payload: bytes) -> bytes:
+            if progress:
+                progress(bh.n_symbols)
+            return payload
+
+        return _verified(reader, stored)
+    params = header.params
+    check_params(params)
+    engine = get_engine(model_for(params, model))
+    if params.start_token != engine.start_token or params.escape_token != engine.tokenizer.escape_token:
+        raise FormatError("the archive's start/escape tokens do not match this model's vocabulary")
+    numeric = NumericConfig(params.flash_attn, params.type_k, params.type_v)
+    with engine.lock:
+        ctx = engine.context(params.block_tokens, numeric, params.context_overlap)
+        prefix = np.empty(0, dtype=np.int64)
+
+        def neural(index: int, bh: container.BlockHeader, payload: bytes) -> bytes:
+            nonlocal prefix
+            if bh.n_symbols > params.block_tokens:
+                raise FormatError(f"block {index} declares {bh.n_symbols} symbols, more than block_tokens")
+            raw, syms = engine.decode_block(ctx, prefix, payload, bh.n_symbols, progress)
+            prefix = overlap_of(engine, syms, params.context_overlap)
+            return raw
+
+        return _verified(reader, neural)
+
+
+def _verified(reader: container.ArchiveReader, decode_block) -> bytes:
+    """Run ``decode_block`` over the archive's blocks, checking each block and the whole."""
+    out = bytearray()
+    digest = container.new_digest()
+    for index, (bh, payload) in enumerate(reader.blocks()):
+        raw = decode_block(index, bh, payload)
+        actual = container.block_crc32(raw)
+        if len(raw) != bh.n_bytes or actual != bh.crc32:
+            raise ChecksumError(block_index=index, expected=bh.crc32, actual=actual)
+        out += raw
+        digest.update(raw)
     trailer = reader.trailer
     if trailer.original_size != len(out) or trailer.digest != digest.digest():
         raise ChecksumError(block_index=None, expected=trailer.digest.hex(), actual=digest.hexdigest())
     return bytes(out)
-
-
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-_nolock = _NoLock()

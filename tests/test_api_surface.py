@@ -1,0 +1,86 @@
+"""Pins nacrith's public surface: the names in ``__all__``, the magic bytes, the format version.
+
+Changing any of these is an API (or file format) change: update this test on purpose, together
+with the docs (docs/library.md) and, for the format, formats/container-v1.md.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import nacrith
+
+PUBLIC = [
+    # one-shot functions and the reusable context (holds the loaded model)
+    "Codec",
+    "compress",
+    "decompress",
+    # lzma-style file and incremental objects
+    "open",
+    "NacrithFile",
+    "NacrithCompressor",
+    "NacrithDecompressor",
+    "FrameInfo",
+    "get_frame_info",
+    # format constants
+    "MAGIC",
+    "FORMAT_VERSION",
+    # exceptions
+    "NacrithError",
+    "FormatError",
+    "TruncatedError",
+    "UnsupportedVersionError",
+    "ChecksumError",
+    "ModelError",
+    "ModelNotFoundError",
+    "ModelMismatchError",
+    "EnvironmentMismatchError",
+    "LimitError",
+    "TokenizationError",
+]
+
+
+def test_all_is_pinned():
+    assert sorted(nacrith.__all__) == sorted(PUBLIC)
+    assert len(set(nacrith.__all__)) == len(nacrith.__all__)
+    for name in nacrith.__all__:
+        assert hasattr(nacrith, name), name
+
+
+def test_format_constants():
+    assert nacrith.MAGIC == b"\x89NCR"
+    assert nacrith.FORMAT_VERSION == 1
+
+
+def test_exceptions_derive_from_nacrith_error():
+    exported = [getattr(nacrith, n) for n in nacrith.__all__]
+    classes = [obj for obj in exported if inspect.isclass(obj) and issubclass(obj, BaseException)]
+    assert len(classes) == 11
+    for cls in classes:
+        assert issubclass(cls, nacrith.NacrithError), cls
+    # Generic callers that catch the built-in counterparts keep working.
+    assert issubclass(nacrith.TruncatedError, EOFError)
+    assert issubclass(nacrith.FormatError, ValueError)
+
+
+def test_signatures_of_the_stdlib_like_protocol():
+    params = inspect.signature(nacrith.open).parameters
+    assert list(params)[:2] == ["filename", "mode"] and params["mode"].default == "rb"
+    for name in ("model", "threads", "codec", "encoding", "errors", "newline"):
+        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
+    assert list(inspect.signature(nacrith.NacrithDecompressor.decompress).parameters) == [
+        "self", "data", "max_length"
+    ]
+    assert inspect.signature(nacrith.NacrithDecompressor.decompress).parameters["max_length"].default == -1
+    for cls in (nacrith.NacrithCompressor, nacrith.NacrithDecompressor, nacrith.NacrithFile):
+        assert "codec" in inspect.signature(cls).parameters, cls
+    fields = [f for f in nacrith.FrameInfo.__dataclass_fields__]
+    assert fields == [
+        "format_version", "mode", "model_sha256", "block_tokens", "context_overlap",
+        "original_size", "compressed_size", "n_blocks",
+    ]
+
+
+def test_typed_package():
+    assert (Path(nacrith.__file__).parent / "py.typed").is_file()
