@@ -210,6 +210,10 @@ def compress(
     check_context(block_tokens, context_overlap, ValueError)
     with engine.lock:
         symbols = engine.tokenizer.encode(data)
+        if int((symbols >= engine.n_vocab).sum()) * 2 > len(data):
+            # Mostly bytes the vocabulary cannot spell: each costs 8 bits plus an escape, so the
+            # model cannot beat storing them; don't spend minutes proving it.
+            return container.encode_stored(data)
         if on_total:
             on_total(len(symbols))
         ctx = engine.context(block_tokens, numeric, context_overlap)

@@ -18,10 +18,14 @@ import os
 import threading
 from pathlib import Path
 
-# OpenMP threads that busy-wait spin against any other busy process and ran 10-50x slower
-# on a 2-core machine.  This must be set before the OpenMP runtime starts, i.e. before
-# llama.cpp's shared library runs its first parallel region.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP worker threads wait at a barrier after every operation of the graph.  Measured here
+# (2 cores, one-token decodes): OMP_WAIT_POLICY=PASSIVE (sleep at once) fell from 85 to 18
+# tokens/s with 2 threads; unbounded spinning against another busy process fell to 2 tokens/s.
+# A short spin keeps barriers fast and yields the core soon when it is needed elsewhere; the
+# thread count itself defaults to the free cores (nacrith.codec.default_threads).  This must
+# be set before the OpenMP runtime starts, i.e. before llama.cpp's library is loaded.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
 import numpy as np  # noqa: E402
 import llama_cpp as _lib  # noqa: E402  (the ctypes bindings; `Llama` itself is never used)
@@ -81,7 +85,8 @@ class LlamaModel:
         self._pieces: list[bytes] | None = None
 
     def close(self) -> None:
-        if getattr(self, "_model", None):
+        # At interpreter exit the bindings may already be gone; the OS frees the memory then.
+        if getattr(self, "_model", None) and _lib is not None:
             _lib.llama_model_free(self._model)
             self._model = None
 
@@ -161,16 +166,21 @@ class LlamaContext:
         p.type_v = type_v
         p.embeddings = False
         p.no_perf = True
+        # One KV stream per sequence (n_ctx / n_seq positions each): a sequence's attention
+        # never sees another's cells, so its logits do not depend on its batch companions.
+        p.kv_unified = False
         self._ctx = _lib.llama_init_from_model(model._model, p)
         if not self._ctx:
             raise NativeError("llama.cpp could not create a context (out of memory or bad parameters)")
         self.n_ctx = int(_lib.llama_n_ctx(self._ctx))
+        self.n_ctx_seq = int(_lib.llama_n_ctx_seq(self._ctx))
+        self.n_seq = n_seq
         self.n_batch = n_batch
         self._mem = _lib.llama_get_memory(self._ctx)
         self._batch = _lib.llama_batch_init(n_batch, 0, n_seq)
 
     def close(self) -> None:
-        if getattr(self, "_ctx", None):
+        if getattr(self, "_ctx", None) and _lib is not None:
             _lib.llama_batch_free(self._batch)
             _lib.llama_free(self._ctx)
             self._ctx = None
@@ -183,6 +193,42 @@ class LlamaContext:
     def clear(self) -> None:
         """Forget every sequence (start of a new block)."""
         _lib.llama_memory_clear(self._mem, True)
+
+    def clear_seq(self, seq: int) -> None:
+        """Forget one sequence (a stream that starts or ends)."""
+        _lib.llama_memory_seq_rm(self._mem, seq, -1, -1)
+
+    def slide(self, seq: int, keep: int, drop: int, end: int) -> None:
+        """Drop positions [keep, keep+drop) of ``seq`` and move [keep+drop, end) down by ``drop``.
+
+        Positions below ``keep`` stay (attention sinks).  llama.cpp re-rotates the moved keys
+        (RoPE shift) at the next decode, instead of re-evaluating them.
+        """
+        if not _lib.llama_memory_seq_rm(self._mem, seq, keep, keep + drop):
+            raise NativeError("llama.cpp could not remove KV positions")
+        _lib.llama_memory_seq_add(self._mem, seq, keep + drop, end, -drop)
+
+    def can_shift(self) -> bool:
+        return bool(_lib.llama_memory_can_shift(self._mem))
+
+    def decode_multi(self, tokens, positions, seqs) -> np.ndarray:
+        """One ``llama_decode`` of one token per entry (any sequences), logits for every entry."""
+        n = len(tokens)
+        if not 0 < n <= self.n_batch:
+            raise ValueError(f"batch of {n} tokens (limit {self.n_batch})")
+        b = self._batch
+        b.n_tokens = n
+        for i in range(n):
+            b.token[i] = int(tokens[i])
+            b.pos[i] = int(positions[i])
+            b.n_seq_id[i] = 1
+            b.seq_id[i][0] = int(seqs[i])
+            b.logits[i] = 1
+        rc = _lib.llama_decode(self._ctx, b)
+        if rc != 0:
+            raise NativeError(f"llama_decode failed with code {rc}")
+        ptr = _lib.llama_get_logits(self._ctx)
+        return np.ctypeslib.as_array(ptr, shape=(n, self.n_vocab)).copy()
 
     def decode(self, tokens, start_pos: int, seq: int = 0, logits_from: int = 0) -> np.ndarray:
         """Append ``tokens`` to sequence ``seq`` at positions start_pos.. and run the model.
