@@ -98,14 +98,13 @@ def _on_signal(signum, frame) -> None:
 
 
 def _in_native_callback(frame) -> bool:
-    """Whether Python code of the llama.cpp layer (e.g. its log callback, run from C) is running.
+    """Whether llama.cpp's log callback (Python run from C inside a llama.cpp call) is running.
 
     An exception raised inside a ctypes callback is printed and ignored, so the handler only
     records the signal there; the CLI's checkpoints (:func:`_check_signal`) raise it soon after.
+    Everywhere else, including the rest of the llama.cpp layer, the interrupt is raised at once.
     """
-    native = sys.modules.get("nacrith.native")
-    folder = os.path.dirname(getattr(native, "__file__", "") or "")
-    return bool(folder) and frame is not None and frame.f_code.co_filename.startswith(folder + os.sep)
+    return frame is not None and frame.f_code.co_name == "_quiet_log"
 
 
 def _check_signal() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -46,21 +47,36 @@ ESCAPE_BITS = 8
 Progress = Callable[[int], None]  # called with the number of symbols just coded
 
 
-def default_threads() -> int:
+def _cpu_times() -> tuple[int, int] | None:
+    """(idle, total) jiffies of all CPUs since boot, from /proc/stat (Linux)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields[:8])
+
+
+def default_threads(sample_seconds: float = 0.2) -> int:
     """llama.cpp threads that will not oversubscribe the machine.
 
-    More threads than free cores makes OpenMP workers fight and ran 10-50x slower here, so
-    we take the cores this process may use minus the current load, and at least one.
+    More threads than free cores makes OpenMP workers fight and ran 10-50x slower here, so we
+    take the cores this process may use, times the fraction of CPU time that was idle over a
+    short sample (the load average lags by a minute), and at least one.
     """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    try:
-        busy = int(os.getloadavg()[0] + 0.5)
-    except OSError:  # pragma: no cover
-        busy = 0
-    return max(1, min(cores, cores - busy))
+    before = _cpu_times()
+    if before is None:  # pragma: no cover - no /proc
+        return max(1, cores - int(os.getloadavg()[0] + 0.5))
+    time.sleep(sample_seconds)
+    after = _cpu_times()
+    idle, total = after[0] - before[0], after[1] - before[1]
+    machine = os.cpu_count() or cores
+    free = machine * idle / total if total > 0 else cores
+    return max(1, min(cores, int(free + 0.25)))
 
 
 @dataclass(frozen=True)
