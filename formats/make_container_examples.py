@@ -49,7 +49,10 @@ MODEL_PARAMS = {
     "start_token": 1,
     "escape_token": 2,
     "backend": "llama-cpp-python 0.3.36",
-    "context_overlap": 128,
+    "stream_tokens": 4096,
+    "window": 2048,
+    "slide": 512,
+    "sinks": 4,
 }
 
 
@@ -76,7 +79,10 @@ def model_params_entries() -> list[bytes]:
         tlv(7, struct.pack("<I", p["start_token"])),
         tlv(8, struct.pack("<I", p["escape_token"])),
         tlv(9, p["backend"].encode("utf-8")),
-        tlv(10, struct.pack("<I", p["context_overlap"])),
+        tlv(10, struct.pack("<I", p["stream_tokens"])),
+        tlv(11, struct.pack("<I", p["window"])),
+        tlv(12, struct.pack("<I", p["slide"])),
+        tlv(13, struct.pack("<I", p["sinks"])),
     ]
 
 
@@ -161,13 +167,18 @@ def build() -> dict[str, bytes]:
     files[m + "container-version-2.nc"] = header(1, b"", version=2) + fox[stored_hdr_len:]
     files[m + "container-unknown-mode.nc"] = header(2, b"") + fox[stored_hdr_len:]
     files[m + "container-unknown-param-key.nc"] = header(
-        0, b"".join(model_params_entries()) + tlv(11, b"\x00")
+        0, b"".join(model_params_entries()) + tlv(14, b"\x00")
     )
     entries = model_params_entries()
     entries[0], entries[1] = entries[1], entries[0]
     files[m + "container-unsorted-param-keys.nc"] = header(0, b"".join(entries))
     files[m + "container-missing-param.nc"] = header(
         0, b"".join(e for e in model_params_entries() if e[0] != 4)
+    )
+    # sinks + slide = window (4 + 2044 = 2048): every key present and well-formed, but the
+    # window could never slide.
+    files[m + "container-window-params-invalid.nc"] = header(
+        0, b"".join(e if e[0] != 12 else tlv(12, struct.pack("<I", 2044)) for e in model_params_entries())
     )
     files[m + "container-header-crc-flipped.nc"] = flip_bit(fox, stored_hdr_len - 4, 3)
     files[m + "container-truncated-header.nc"] = model_header[:10]

@@ -8,32 +8,38 @@ a lock); give each thread or process its own Codec.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from typing import Callable
 
 from . import codec, container, models
-from .codec import DEFAULT_BLOCK_TOKENS, DEFAULT_CONTEXT_OVERLAP, Engine, NumericConfig, Progress
+from .codec import DEFAULT_LANES, Engine, Layout, NumericConfig, Progress
 from .errors import FormatError
 
 
 class Codec:
-    """Compresses and decompresses with one default model, loading models at most once."""
+    """Compresses and decompresses with one default model, loading models at most once.
+
+    Layout settings (``block_tokens``, ``stream_tokens``, ``window``, ``slide``, ``sinks``; see
+    :class:`nacrith.codec.Layout`) change the bitstream and are recorded in each archive;
+    ``threads`` and ``lanes`` (streams decoded together) change only the speed.
+    """
 
     def __init__(
         self,
         model: str | os.PathLike | None = None,
         *,
         threads: int | None = None,
-        block_tokens: int = DEFAULT_BLOCK_TOKENS,
-        context_overlap: int = DEFAULT_CONTEXT_OVERLAP,
+        lanes: int = DEFAULT_LANES,
         limits: container.Limits = container.DEFAULT_LIMITS,
+        **layout: int,
     ):
         self.model = model
         self.threads = threads
-        self.block_tokens = block_tokens
-        self.context_overlap = context_overlap
+        self.lanes = lanes
         self.limits = limits
+        self.layout = Layout(**layout).check()
         self._engines: dict[str, Engine] = {}
 
     def engine(self, model_file: models.ModelFile) -> Engine:
@@ -46,12 +52,11 @@ class Codec:
         self,
         data: bytes,
         *,
-        block_tokens: int | None = None,
-        context_overlap: int | None = None,
         progress: Progress | None = None,
         on_total: Callable[[int], None] | None = None,
+        **layout: int,
     ) -> bytes:
-        """Compress ``data``; ``block_tokens``/``context_overlap`` override the codec's settings."""
+        """Compress ``data``; layout keywords override the codec's settings for this call."""
         data = bytes(data)
         if not data:
             return container.encode_stored(data)
@@ -59,9 +64,10 @@ class Codec:
         return codec.compress(
             eng,
             data,
-            block_tokens=self.block_tokens if block_tokens is None else block_tokens,
-            context_overlap=self.context_overlap if context_overlap is None else context_overlap,
-            numeric=NumericConfig(), progress=progress, on_total=on_total
+            layout=dataclasses.replace(self.layout, **layout).check(),
+            numeric=NumericConfig(),
+            progress=progress,
+            on_total=on_total,
         )
 
     def decompress(
@@ -80,7 +86,9 @@ class Codec:
         while True:
             reader = container.ArchiveReader(stream, self.limits)
             out.append(
-                codec.decompress_archive(reader, self.engine, model=self.model, progress=progress)
+                codec.decompress_archive(
+                    reader, self.engine, model=self.model, lanes=self.lanes, progress=progress
+                )
             )
             rest = data[stream.tell() :]
             if not rest:
@@ -117,12 +125,14 @@ def compress(
     data: bytes,
     *,
     model: str | os.PathLike | None = None,
-    block_tokens: int = DEFAULT_BLOCK_TOKENS,
-    context_overlap: int = DEFAULT_CONTEXT_OVERLAP,
     threads: int | None = None,
+    **layout: int,
 ) -> bytes:
-    """Compress ``data`` to a nacrith archive (models stay loaded for later calls)."""
-    return _codec(model, threads).compress(data, block_tokens=block_tokens, context_overlap=context_overlap)
+    """Compress ``data`` to a nacrith archive (models stay loaded for later calls).
+
+    Layout keywords: ``block_tokens``, ``stream_tokens``, ``window``, ``slide``, ``sinks``.
+    """
+    return _codec(model, threads).compress(data, **layout)
 
 
 def decompress(data: bytes, *, model: str | os.PathLike | None = None, threads: int | None = None) -> bytes:

@@ -44,6 +44,8 @@ __all__ = [
     "MODE_STORED",
     "KNOWN_MODES",
     "DIGEST_SIZE",
+    "MIN_WINDOW",
+    "MAX_WINDOW",
     "ParamKey",
     "CodecParams",
     "Header",
@@ -100,6 +102,10 @@ _READ_CHUNK = 1 << 20
 
 _MIB = 1 << 20
 
+#: Range of the ``window`` parameter (KV positions kept per stream).
+MIN_WINDOW = 2
+MAX_WINDOW = 8192
+
 
 class ParamKey(enum.IntEnum):
     """Header parameter keys of container v1 (see the spec's registry)."""
@@ -113,7 +119,10 @@ class ParamKey(enum.IntEnum):
     START_TOKEN = 7
     ESCAPE_TOKEN = 8
     BACKEND = 9
-    CONTEXT_OVERLAP = 10
+    STREAM_TOKENS = 10
+    WINDOW = 11
+    SLIDE = 12
+    SINKS = 13
 
 
 # Required value length per key (None: variable, 0..255 bytes).
@@ -127,7 +136,10 @@ _KEY_LENGTHS: dict[int, int | None] = {
     ParamKey.START_TOKEN: 4,
     ParamKey.ESCAPE_TOKEN: 4,
     ParamKey.BACKEND: None,
-    ParamKey.CONTEXT_OVERLAP: 4,
+    ParamKey.STREAM_TOKENS: 4,
+    ParamKey.WINDOW: 4,
+    ParamKey.SLIDE: 4,
+    ParamKey.SINKS: 4,
 }
 _REQUIRED_KEYS = frozenset(int(k) for k in ParamKey if k != ParamKey.BACKEND)
 
@@ -169,9 +181,16 @@ class CodecParams:
     type_v: int
     start_token: int
     escape_token: int
-    #: Symbols of the previous block fed to the model (not coded) after the
-    #: start token and before a block's own symbols; 0 = blocks start cold.
-    context_overlap: int
+    #: Symbols per independent stream (consecutive blocks in archive order
+    #: whose model state continues across block boundaries); >= 1.  The codec
+    #: additionally requires a multiple of ``block_tokens``.
+    stream_tokens: int
+    #: KV positions the model keeps per stream (MIN_WINDOW..MAX_WINDOW).
+    window: int
+    #: Positions removed when the window is full (>= 1).
+    slide: int
+    #: Leading positions never removed (attention sinks); sinks + slide < window.
+    sinks: int
     backend: str = ""
 
     def __post_init__(self) -> None:
@@ -180,8 +199,13 @@ class CodecParams:
             raise ValueError("model_sha256 must be 32 raw bytes (a SHA-256 digest)")
         for name in ("tokenizer", "cdf_total_bits", "type_k", "type_v"):
             _check_uint(name, getattr(self, name), 0xFF)
-        for name in ("block_tokens", "start_token", "escape_token", "context_overlap"):
+        for name in (
+            "block_tokens", "start_token", "escape_token", "stream_tokens", "window", "slide", "sinks"
+        ):
             _check_uint(name, getattr(self, name), _U32_MAX)
+        problem = _window_problem(self.stream_tokens, self.window, self.slide, self.sinks)
+        if problem:
+            raise ValueError(problem)
         if not isinstance(self.flash_attn, bool):
             raise TypeError("flash_attn must be a bool")
         if not isinstance(self.backend, str):
@@ -275,6 +299,19 @@ def _check_uint(name: str, value: object, maximum: int) -> None:
         raise ValueError(f"{name} must be in [0, {maximum}], got {value}")
 
 
+def _window_problem(stream_tokens: int, window: int, slide: int, sinks: int) -> str | None:
+    """Why the stream/window parameters are invalid, or None (checks shared by both sides)."""
+    if stream_tokens < 1:
+        return f"stream_tokens must be >= 1, got {stream_tokens}"
+    if not MIN_WINDOW <= window <= MAX_WINDOW:
+        return f"window must be in [{MIN_WINDOW}, {MAX_WINDOW}], got {window}"
+    if slide < 1:
+        return f"slide must be >= 1, got {slide}"
+    if sinks + slide >= window:
+        return f"sinks + slide must be < window, got sinks={sinks}, slide={slide}, window={window}"
+    return None
+
+
 def block_crc32(data: bytes) -> int:
     """CRC-32 (zlib polynomial) of a block's original bytes, as stored."""
     return zlib.crc32(data) & 0xFFFFFFFF
@@ -303,7 +340,12 @@ def _encode_params(params: CodecParams) -> bytes:
     ]
     if params.backend:
         entries.append((ParamKey.BACKEND, params.backend.encode("utf-8")))
-    entries.append((ParamKey.CONTEXT_OVERLAP, _U32.pack(params.context_overlap)))
+    entries += [
+        (ParamKey.STREAM_TOKENS, _U32.pack(params.stream_tokens)),
+        (ParamKey.WINDOW, _U32.pack(params.window)),
+        (ParamKey.SLIDE, _U32.pack(params.slide)),
+        (ParamKey.SINKS, _U32.pack(params.sinks)),
+    ]
     out = bytearray()
     for key, value in entries:  # already in strictly increasing key order
         out += bytes([int(key), len(value)])
@@ -476,6 +518,13 @@ def _parse_params(mode: int, raw: bytes) -> CodecParams | None:
             "corrupt archive header: backend parameter is not valid UTF-8; " + _RESTORE_HINT
         ) from None
     kv = values[ParamKey.KV_TYPES]
+    stream_tokens, window, slide, sinks = (
+        _U32.unpack(values[k])[0]
+        for k in (ParamKey.STREAM_TOKENS, ParamKey.WINDOW, ParamKey.SLIDE, ParamKey.SINKS)
+    )
+    problem = _window_problem(stream_tokens, window, slide, sinks)
+    if problem:
+        raise FormatError(f"corrupt archive header: {problem}; " + _RESTORE_HINT)
     return CodecParams(
         model_sha256=values[ParamKey.MODEL_SHA256],
         tokenizer=values[ParamKey.TOKENIZER][0],
@@ -486,7 +535,10 @@ def _parse_params(mode: int, raw: bytes) -> CodecParams | None:
         type_v=kv[1],
         start_token=_U32.unpack(values[ParamKey.START_TOKEN])[0],
         escape_token=_U32.unpack(values[ParamKey.ESCAPE_TOKEN])[0],
-        context_overlap=_U32.unpack(values[ParamKey.CONTEXT_OVERLAP])[0],
+        stream_tokens=stream_tokens,
+        window=window,
+        slide=slide,
+        sinks=sinks,
         backend=backend,
     )
 
@@ -802,10 +854,10 @@ def format_info(info: ArchiveInfo) -> str:
             ("kv cache types", f"K={_fmt_ggml_type(p.type_k)} V={_fmt_ggml_type(p.type_v)}"),
             ("start token", str(p.start_token)),
             ("escape token", str(p.escape_token)),
-            (
-                "context overlap",
-                f"{p.context_overlap} symbols" if p.context_overlap else "0 (blocks start cold)",
-            ),
+            ("stream tokens", f"{p.stream_tokens} symbols"),
+            ("window", f"{p.window} positions"),
+            ("slide", f"{p.slide} positions"),
+            ("sinks", f"{p.sinks} positions"),
             ("backend", p.backend or "(not recorded)"),
         ]
     else:

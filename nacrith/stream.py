@@ -359,15 +359,19 @@ class NacrithDecompressor:
 class FrameInfo:
     """Header facts of one archive member (see ``nacrith info`` for the full list).
 
-    ``model_sha256``, ``block_tokens`` and ``context_overlap`` are None for a stored member
-    (``mode == "stored"``: bytes kept as they are, no model needed to read them).
+    ``model_sha256``, ``block_tokens``, ``stream_tokens``, ``window``, ``slide`` and ``sinks``
+    are None for a stored member (``mode == "stored"``: bytes kept as they are, no model
+    needed to read them).
     """
 
     format_version: int
     mode: str
     model_sha256: str | None
     block_tokens: int | None
-    context_overlap: int | None
+    stream_tokens: int | None
+    window: int | None
+    slide: int | None
+    sinks: int | None
     original_size: int
     compressed_size: int
     n_blocks: int
@@ -390,7 +394,10 @@ def get_frame_info(
         mode="model" if header.mode == container.MODE_MODEL else "stored",
         model_sha256=params.model_sha256.hex() if params else None,
         block_tokens=params.block_tokens if params else None,
-        context_overlap=params.context_overlap if params else None,
+        stream_tokens=params.stream_tokens if params else None,
+        window=params.window if params else None,
+        slide=params.slide if params else None,
+        sinks=params.sinks if params else None,
         original_size=info.trailer.original_size,
         compressed_size=info.compressed_size,
         n_blocks=info.n_blocks,

@@ -77,8 +77,8 @@ def test_signatures_of_the_stdlib_like_protocol():
         assert "codec" in inspect.signature(cls).parameters, cls
     fields = [f for f in nacrith.FrameInfo.__dataclass_fields__]
     assert fields == [
-        "format_version", "mode", "model_sha256", "block_tokens", "context_overlap",
-        "original_size", "compressed_size", "n_blocks",
+        "format_version", "mode", "model_sha256", "block_tokens", "stream_tokens", "window",
+        "slide", "sinks", "original_size", "compressed_size", "n_blocks",
     ]
 
 

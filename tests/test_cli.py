@@ -248,7 +248,10 @@ def test_model_mismatch_exit_code(tmp_path):
         type_v=8,
         start_token=1,
         escape_token=2,
-        context_overlap=0,
+        stream_tokens=1024,
+        window=2048,
+        slide=512,
+        sinks=4,
     )
     raw = b"hello"
     blob = (

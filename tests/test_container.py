@@ -94,7 +94,10 @@ def example_params(**overrides) -> C.CodecParams:
         type_v=1,
         start_token=1,
         escape_token=2,
-        context_overlap=128,
+        stream_tokens=4096,
+        window=2048,
+        slide=512,
+        sinks=4,
         backend="llama-cpp-python 0.3.36",
     )
     values.update(overrides)
@@ -254,7 +257,11 @@ def test_read_info_and_format_info():
     assert GEN.MODEL_SHA256.hex() in text
     assert "model" in text and "llama-cpp-python 0.3.36" in text
     assert "2048" in text and f"{len(data)} bytes" in text and "11 bytes" in text
-    assert re.search(r"^context overlap: +128 symbols$", text, re.M)
+    assert re.search(r"^stream tokens: +4096 symbols$", text, re.M)
+    assert re.search(r"^window: +2048 positions$", text, re.M)
+    assert re.search(r"^slide: +512 positions$", text, re.M)
+    assert re.search(r"^sinks: +4 positions$", text, re.M)
+    assert "overlap" not in text
     assert f"{11 / len(data):.3f}x" in text and f"{8 * len(data) / 11:.4f}" in text
     assert len(text.splitlines()) >= 10
 
@@ -401,38 +408,124 @@ def test_mode0_without_params_and_bad_values():
     assert header.params == example_params(backend="")
 
 
-def test_context_overlap_param():
+STREAM_KEYS = {10: "stream_tokens", 11: "window", 12: "slide", 13: "sinks"}
+
+
+def _with_entry(key: int, value: bytes) -> bytes:
+    """The example model params with the value of ``key`` replaced (length taken from ``value``)."""
+    return b"".join(
+        e if e[0] != key else bytes([key, len(value)]) + value for e in GEN.model_params_entries()
+    )
+
+
+def test_stream_keys_registry():
     entries = GEN.model_params_entries()
-    assert [e[0] for e in entries] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
-    # required in model mode
-    no_overlap = [e for e in entries if e[0] != 10]
-    with pytest.raises(E.FormatError, match="context_overlap") as info:
-        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(no_overlap))))
+    assert [e[0] for e in entries] == list(range(1, 14))
+    assert {int(C.ParamKey[n.upper()]): n for n in STREAM_KEYS.values()} == STREAM_KEYS
+    fields = list(C.CodecParams.__dataclass_fields__)
+    assert fields[fields.index("escape_token") + 1 : fields.index("backend")] == list(STREAM_KEYS.values())
+    assert "context_overlap" not in fields and not hasattr(C.ParamKey, "CONTEXT_OVERLAP")
+
+
+@pytest.mark.parametrize("key", sorted(STREAM_KEYS))
+def test_stream_keys_required_in_model_mode(key):
+    entries = [e for e in GEN.model_params_entries() if e[0] != key]
+    with pytest.raises(E.FormatError, match=f"missing: {STREAM_KEYS[key]}") as info:
+        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(entries))))
     assert type(info.value) is E.FormatError
-    # key 10 must follow key 9
-    swapped = entries[:8] + [entries[9], entries[8]]
-    with pytest.raises(E.FormatError, match="out-of-order") as info:
-        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(swapped))))
+    # ... and in a stored header that records params (all required keys or none).
+    with pytest.raises(E.FormatError, match=STREAM_KEYS[key]):
+        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_STORED, b"".join(entries))))
+
+
+@pytest.mark.parametrize("key", sorted(STREAM_KEYS))
+@pytest.mark.parametrize("length", [0, 2, 3, 5, 8])
+def test_stream_keys_fixed_length(key, length):
+    value = (struct.pack("<I", 100) + bytes(4))[:length]
+    with pytest.raises(E.FormatError, match=rf"{STREAM_KEYS[key]} has {length} bytes, expected 4") as info:
+        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, _with_entry(key, value))))
     assert type(info.value) is E.FormatError
-    # fixed length of 4 bytes
-    short = entries[:9] + [b"\x0a\x02\x80\x00"]
-    with pytest.raises(E.FormatError, match="context_overlap"):
-        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(short))))
-    # encoded last, in key order, whether or not backend is present
-    for params in (example_params(context_overlap=0), example_params(context_overlap=7, backend="")):
+
+
+def test_stream_keys_order():
+    entries = GEN.model_params_entries()
+    for i in range(8, 12):  # swap neighbours among keys 9..13
+        swapped = list(entries)
+        swapped[i], swapped[i + 1] = swapped[i + 1], swapped[i]
+        with pytest.raises(E.FormatError, match="out-of-order") as info:
+            C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(swapped))))
+        assert type(info.value) is E.FormatError
+    duplicated = entries[:11] + [entries[10]] + entries[11:]  # key 11 twice
+    with pytest.raises(E.FormatError, match="duplicate"):
+        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(duplicated))))
+    # The encoder writes them last, in key order, whether or not backend is present.
+    for params in (example_params(), example_params(stream_tokens=7, window=9, slide=1, sinks=0, backend="")):
         raw = C.encode_header(C.MODE_MODEL, params)
-        assert raw[-10:-4] == b"\x0a\x04" + struct.pack("<I", params.context_overlap)
+        assert raw[-28:-4] == b"".join(
+            bytes([k, 4]) + struct.pack("<I", getattr(params, n)) for k, n in STREAM_KEYS.items()
+        )
         assert C.ArchiveReader(io.BytesIO(raw)).header.params == params
-    cold = C.format_info(C.read_info(io.BytesIO(model_archive([(1, b"a", b"")], example_params(context_overlap=0)))))
-    assert "blocks start cold" in cold
+    # The next registered key would be 14: still unknown, hence unsupported.
+    with pytest.raises(E.UnsupportedVersionError, match="key 14"):
+        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(entries) + b"\x0e\x00")))
+
+
+VALID_STREAM_PARAMS = [
+    dict(stream_tokens=1, window=2, slide=1, sinks=0),
+    dict(stream_tokens=0xFFFFFFFF, window=8192, slide=8191, sinks=0),
+    dict(stream_tokens=1024, window=8192, slide=1, sinks=8190),
+    dict(stream_tokens=4096, window=2048, slide=512, sinks=4),
+]
+INVALID_STREAM_PARAMS = [
+    (dict(stream_tokens=0), "stream_tokens must be >= 1"),
+    (dict(window=0), "window must be in"),
+    (dict(window=1, slide=1, sinks=0), "window must be in"),
+    (dict(window=8193), "window must be in"),
+    (dict(window=0xFFFFFFFF), "window must be in"),
+    (dict(slide=0), "slide must be >= 1"),
+    (dict(slide=2044, sinks=4), "sinks \\+ slide must be < window"),  # equal to window
+    (dict(slide=2048, sinks=0), "sinks \\+ slide must be < window"),
+    (dict(slide=1, sinks=2047), "sinks \\+ slide must be < window"),
+    (dict(slide=0xFFFFFFFF, sinks=0xFFFFFFFF), "sinks \\+ slide must be < window"),
+]
+
+
+@pytest.mark.parametrize("values", VALID_STREAM_PARAMS)
+def test_stream_keys_valid_range(values):
+    params = example_params(**values)
+    raw = C.encode_header(C.MODE_MODEL, params)
+    assert C.ArchiveReader(io.BytesIO(raw)).header.params == params
+
+
+@pytest.mark.parametrize("values,match", INVALID_STREAM_PARAMS)
+def test_stream_keys_out_of_range(values, match):
+    with pytest.raises(ValueError, match=match):
+        example_params(**values)
+    # The reader rejects the same values as a corrupt header.
+    raw = b"".join(
+        e if e[0] not in STREAM_KEYS or STREAM_KEYS[e[0]] not in values
+        else bytes([e[0], 4]) + struct.pack("<I", values[STREAM_KEYS[e[0]]])
+        for e in GEN.model_params_entries()
+    )
+    with pytest.raises(E.FormatError, match=match) as info:
+        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, raw)))
+    assert type(info.value) is E.FormatError
+
+
+@pytest.mark.parametrize("name", list(STREAM_KEYS.values()))
+def test_stream_params_are_required_u32(name):
+    with pytest.raises(ValueError):
+        example_params(**{name: 1 << 32})
+    with pytest.raises(ValueError):
+        example_params(**{name: -1})
     with pytest.raises(TypeError):
-        C.CodecParams(**{f: getattr(example_params(), f) for f in ("model_sha256", "tokenizer",
-                         "cdf_total_bits", "block_tokens", "flash_attn", "type_k", "type_v",
-                         "start_token", "escape_token")})
-    with pytest.raises(ValueError):
-        example_params(context_overlap=1 << 32)
-    with pytest.raises(ValueError):
-        example_params(context_overlap=-1)
+        example_params(**{name: 4.0})
+    with pytest.raises(TypeError):
+        example_params(**{name: True})
+    fields = {f: getattr(example_params(), f) for f in C.CodecParams.__dataclass_fields__}
+    del fields[name]
+    with pytest.raises(TypeError):
+        C.CodecParams(**fields)
 
 
 def test_stored_mode_with_full_params_round_trips():
@@ -603,20 +696,28 @@ def test_encoder_rejects_bad_arguments():
 # property tests
 # ---------------------------------------------------------------------------
 
-params_st = st.builds(
-    C.CodecParams,
-    model_sha256=st.binary(min_size=32, max_size=32),
-    tokenizer=st.integers(0, 255),
-    cdf_total_bits=st.integers(0, 255),
-    block_tokens=st.integers(0, 0xFFFFFFFF),
-    flash_attn=st.booleans(),
-    type_k=st.integers(0, 255),
-    type_v=st.integers(0, 255),
-    start_token=st.integers(0, 0xFFFFFFFF),
-    escape_token=st.integers(0, 0xFFFFFFFF),
-    context_overlap=st.integers(0, 0xFFFFFFFF),
-    backend=st.text(max_size=40),
-)
+@st.composite
+def params_st(draw) -> C.CodecParams:
+    window = draw(st.integers(C.MIN_WINDOW, C.MAX_WINDOW))
+    slide = draw(st.integers(1, window - 1))
+    return C.CodecParams(
+        model_sha256=draw(st.binary(min_size=32, max_size=32)),
+        tokenizer=draw(st.integers(0, 255)),
+        cdf_total_bits=draw(st.integers(0, 255)),
+        block_tokens=draw(st.integers(0, 0xFFFFFFFF)),
+        flash_attn=draw(st.booleans()),
+        type_k=draw(st.integers(0, 255)),
+        type_v=draw(st.integers(0, 255)),
+        start_token=draw(st.integers(0, 0xFFFFFFFF)),
+        escape_token=draw(st.integers(0, 0xFFFFFFFF)),
+        stream_tokens=draw(st.integers(1, 0xFFFFFFFF)),
+        window=window,
+        slide=slide,
+        sinks=draw(st.integers(0, window - 1 - slide)),
+        backend=draw(st.text(max_size=40)),
+    )
+
+
 blocks_st = st.lists(
     st.tuples(st.integers(1, 1000), st.binary(min_size=1, max_size=40), st.binary(max_size=40)),
     max_size=4,
@@ -624,7 +725,7 @@ blocks_st = st.lists(
 
 
 @HYP
-@given(params=params_st, blocks=blocks_st)
+@given(params=params_st(), blocks=blocks_st)
 def test_model_archive_round_trip(params, blocks):
     data = model_archive(blocks, params)
     reader, got = read_all(data)
@@ -686,7 +787,7 @@ def test_bit_flips_stored(data, block_bytes, flips):
 
 @HYP
 @given(
-    params=params_st,
+    params=params_st(),
     blocks=blocks_st,
     flips=st.lists(st.integers(0, 1 << 20), min_size=1, max_size=4),
 )
