@@ -14,31 +14,29 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent / "golden" / "model"
 
-# (name, original bytes, block_tokens, context_overlap)
+# (name, original bytes, layout)
 CASES = [
     (
         "prose",
         b"It was the best of times, it was the worst of times, it was the age of wisdom,\n"
         b"it was the age of foolishness, it was the epoch of belief, it was the epoch of\n"
         b"incredulity, it was the season of Light, it was the season of Darkness.\n",
-        1024,
-        256,
+        {},
     ),
     (
         "blocks-escapes",
         b"Escapes \x04\x06 and \xff\xfe invalid UTF-8, a NUL \x00, CRLF\r\n, "
-        + "and astral \U00040000 text, cut into small blocks with overlap.\r\n".encode()
+        + "and astral \U00040000 text, cut into small blocks, streams and windows.\r\n".encode()
         + b"The model still has to win against storing the bytes, so here is some ordinary English "
         + b"prose that it predicts well: the cat sat on the mat, and the dog sat on the rug.\r\n",
-        16,
-        5,
+        dict(block_tokens=16, stream_tokens=48, window=24, slide=6, sinks=3),
     ),
 ]
 
 
 def build(codec) -> dict[str, tuple[bytes, bytes]]:
     return {
-        name: (data, codec.compress(data, block_tokens=bt, context_overlap=ov)) for name, data, bt, ov in CASES
+        name: (data, codec.compress(data, **layout)) for name, data, layout in CASES
     }
 
 

@@ -52,11 +52,12 @@ class Codec:
         self,
         data: bytes,
         *,
+        layout: Layout | None = None,
         progress: Progress | None = None,
         on_total: Callable[[int], None] | None = None,
-        **layout: int,
+        **overrides: int,
     ) -> bytes:
-        """Compress ``data``; layout keywords override the codec's settings for this call."""
+        """Compress ``data`` with ``layout`` (default: the codec's), with keyword overrides."""
         data = bytes(data)
         if not data:
             return container.encode_stored(data)
@@ -64,7 +65,7 @@ class Codec:
         return codec.compress(
             eng,
             data,
-            layout=dataclasses.replace(self.layout, **layout).check(),
+            layout=dataclasses.replace(layout or self.layout, **overrides).check(),
             numeric=NumericConfig(),
             progress=progress,
             on_total=on_total,

@@ -23,6 +23,7 @@ timed run so that one-off start-up costs do not pollute the per-file numbers.
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import gzip
 import lzma
 import os
@@ -305,8 +306,8 @@ def environment(codec: api.Codec) -> dict:
         "nacrith_version": __version__,
         "model": mf.name,
         "model_sha256": mf.sha256,
-        "block_tokens": codec.block_tokens,
-        "context_overlap": codec.context_overlap,
+        **dataclasses.asdict(codec.layout),
+        "lanes": codec.lanes,
         "threads": codec.engine(mf).threads,
         "python": platform.python_version(),
         "machine": platform.machine(),

@@ -38,11 +38,8 @@ import click
 
 from . import __version__, api, bench, container, models
 from .codec import (
-    DEFAULT_BLOCK_TOKENS,
-    DEFAULT_CONTEXT_OVERLAP,
-    MAX_BLOCK_TOKENS,
-    MAX_CONTEXT,
-    check_context,
+    DEFAULT_LANES,
+    Layout,
     check_params,
     model_for,
 )
@@ -166,7 +163,10 @@ _LONG_MODE_FLAGS = {
     "--decompress": "d", "--uncompress": "d", "--compress": "z", "--list": "l", "--test": "t",
 }
 _CLUSTER_FLAGS = set("dzltcfkqv")  # short flags without a value that may be combined (-dc)
-_VALUE_OPTIONS = {"-o", "--output", "--model", "-T", "--threads", "--block-tokens", "--context-overlap"}
+_VALUE_OPTIONS = {
+    "-o", "--output", "--model", "-T", "--threads", "--lanes",
+    "--block-tokens", "--stream-tokens", "--window", "--slide", "--sinks",
+}
 
 
 def filter_args(args: list[str]) -> list[str]:
@@ -448,18 +448,28 @@ def _write_stdout(data: bytes) -> None:
 _codecs: dict[tuple[str | None, int | None], api.Codec] = {}
 
 
-def get_codec(
-    model: str | None,
-    threads: int | None,
-    block_tokens: int = DEFAULT_BLOCK_TOKENS,
-    context_overlap: int = DEFAULT_CONTEXT_OVERLAP,
-) -> api.Codec:
+def get_codec(model: str | None, threads: int | None, layout: Layout = Layout(), lanes: int = DEFAULT_LANES) -> api.Codec:
     codec = _codecs.get((model, threads))
     if codec is None:
         codec = _codecs[(model, threads)] = api.Codec(model, threads=threads)
-    codec.block_tokens = block_tokens
-    codec.context_overlap = context_overlap
+    codec.layout = layout
+    codec.lanes = lanes
     return codec
+
+
+def _layout(block_tokens, stream_tokens, window, slide, sinks) -> Layout:
+    """The layout options as a checked Layout (bad combinations are usage errors)."""
+    default = Layout()
+    try:
+        return Layout(
+            block_tokens or default.block_tokens,
+            stream_tokens or default.stream_tokens,
+            window or default.window,
+            default.slide if slide is None else slide,
+            default.sinks if sinks is None else sinks,
+        ).check(click.BadParameter)
+    except click.BadParameter as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 class Meter:
@@ -547,15 +557,29 @@ _model_option = click.option(
 _threads_option = click.option(
     "-T", "--threads", type=click.IntRange(min=1), metavar="N", help="llama.cpp threads (default: free cores)."
 )
-_block_tokens_option = click.option(
-    "--block-tokens", type=click.IntRange(1, MAX_BLOCK_TOKENS), default=DEFAULT_BLOCK_TOKENS, show_default=True,
-    metavar="N", help="Symbols coded per block (longer = more context, better ratio).",
+_D = Layout()
+_LAYOUT_OPTIONS = [
+    click.option("--block-tokens", type=click.IntRange(min=1), metavar="N",
+                 help=f"Symbols per block, the unit of checksums [{_D.block_tokens}]."),
+    click.option("--stream-tokens", type=click.IntRange(min=1), metavar="N",
+                 help=f"Symbols per independent stream, a multiple of --block-tokens [{_D.stream_tokens}]."),
+    click.option("--window", type=click.IntRange(min=2), metavar="N",
+                 help=f"Context window in tokens (KV positions per stream) [{_D.window}]."),
+    click.option("--slide", type=click.IntRange(min=1), metavar="N",
+                 help=f"Tokens dropped from the window when it is full [{_D.slide}]."),
+    click.option("--sinks", type=click.IntRange(min=0), metavar="N",
+                 help=f"First tokens of a stream never dropped (attention sinks) [{_D.sinks}]."),
+]
+_lanes_option = click.option(
+    "--lanes", type=click.IntRange(1, 64), default=DEFAULT_LANES, show_default=True, metavar="N",
+    help="Streams decoded together in one model call (speed only).",
 )
-_overlap_option = click.option(
-    "--context-overlap", type=click.IntRange(0, MAX_CONTEXT - 2), default=DEFAULT_CONTEXT_OVERLAP,
-    show_default=True, metavar="N",
-    help="Symbols of the previous block the model sees (not codes) before each block.",
-)
+
+
+def _layout_options(f):
+    for opt in reversed(_LAYOUT_OPTIONS):
+        f = opt(f)
+    return f
 
 
 def _io_options(f):
@@ -618,16 +642,15 @@ def main() -> None:
 
 @main.command(short_help="Compress files to FILE.nc.")
 @_io_options
-@_block_tokens_option
-@_overlap_option
+@_layout_options
 @click.pass_context
 def compress(
-    ctx, files, output, to_stdout, force, keep, quiet, verbose, model, threads, block_tokens, context_overlap
+    ctx, files, output, to_stdout, force, keep, quiet, verbose, model, threads,
+    block_tokens, stream_tokens, window, slide, sinks,
 ):
     """Compress FILEs to FILE.nc (standard input to standard output)."""
     files = _inputs(files, output, to_stdout)
-    check_context(block_tokens, context_overlap, click.BadParameter)
-    codec = get_codec(model, threads, block_tokens, context_overlap)
+    codec = get_codec(model, threads, _layout(block_tokens, stream_tokens, window, slide, sinks))
     warned = []
 
     def one(src: str) -> None:
@@ -685,13 +708,14 @@ def _finish(job: Job, keep: bool, quiet: bool, warned: list) -> None:
 @main.command(short_help="Decompress FILE.nc to FILE.")
 @_io_options
 @click.option("-l", "--list", "list_only", is_flag=True, help="Describe the archives (like 'nacrith info').")
+@_lanes_option
 @click.pass_context
-def decompress(ctx, files, output, to_stdout, force, keep, quiet, verbose, model, threads, list_only):
+def decompress(ctx, files, output, to_stdout, force, keep, quiet, verbose, model, threads, list_only, lanes):
     """Decompress FILE.nc to FILE (standard input to standard output)."""
     files = _inputs(files, output, to_stdout)
     if list_only:
         ctx.exit(_for_each(files, _print_info))
-    codec = get_codec(model, threads)
+    codec = get_codec(model, threads, lanes=lanes)
     warned = []
 
     def one(src: str) -> None:
@@ -765,10 +789,11 @@ def info(ctx, files):
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing for good archives.")
 @_model_option
 @_threads_option
+@_lanes_option
 @click.pass_context
-def test_cmd(ctx, files, quiet, model, threads):
+def test_cmd(ctx, files, quiet, model, threads, lanes):
     """Decode archives completely and check them, writing nothing (like 'zstd -t')."""
-    codec = get_codec(model, threads)
+    codec = get_codec(model, threads, lanes=lanes)
 
     def one(src: str) -> None:
         archive, _ = _read_input(src)
@@ -812,14 +837,16 @@ def format_row(row: bench.BenchRow | None, file_width: int) -> str:
 @main.command("bench", short_help="Compare nacrith with gzip, bzip2, xz, zstd, cmix, paq8px.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @_model_option
-@_block_tokens_option
-@_overlap_option
+@_layout_options
+@_lanes_option
 @_threads_option
 @click.option("--json", "json_path", metavar="PATH", type=click.Path(dir_okay=False, allow_dash=True),
               help="Also write the measurements as JSON to PATH ('-' = stdout, table then goes to stderr).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
 @click.pass_context
-def bench_cmd(ctx, files, model, block_tokens, context_overlap, threads, json_path, quiet):
+def bench_cmd(
+    ctx, files, model, block_tokens, stream_tokens, window, slide, sinks, lanes, threads, json_path, quiet
+):
     """Compare nacrith with gzip, bzip2, xz, zstd (and cmix, paq8px if installed).
 
     Each file is compressed and decompressed by every compressor; nacrith's round trip must
@@ -828,8 +855,7 @@ def bench_cmd(ctx, files, model, block_tokens, context_overlap, threads, json_pa
     for path in files:
         if not os.path.isfile(path):
             raise FileNotFoundError(2, "No such file", path)
-    check_context(block_tokens, context_overlap, click.BadParameter)
-    codec = get_codec(model, threads, block_tokens, context_overlap)
+    codec = get_codec(model, threads, _layout(block_tokens, stream_tokens, window, slide, sinks), lanes)
     external = bench.external_programs()
     table_to_err = json_path == STDIO
     width = max(len("file"), *(len(f) for f in files))

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, Literal, Union, overload
 
 from . import api, container
+from .codec import Layout
 from .errors import FormatError, LimitError, TruncatedError
 
 __all__ = [
@@ -99,8 +100,8 @@ class NacrithCompressor:
 
     Input is kept in memory until it is flushed (see the module docstring).
 
-    ``block_tokens`` and ``context_overlap`` override the codec's settings (the defaults are
-    those of ``nacrith compress``).
+    ``layout`` (a :class:`nacrith.codec.Layout`) overrides the codec's coding layout (the
+    default is that of ``nacrith compress``).
     """
 
     #: ``compress()`` mode: keep buffering (the default).
@@ -114,12 +115,10 @@ class NacrithCompressor:
         model: str | os.PathLike[str] | None = None,
         threads: int | None = None,
         codec: api.Codec | None = None,
-        block_tokens: int | None = None,
-        context_overlap: int | None = None,
+        layout: Layout | None = None,
     ) -> None:
         self._codec = _resolve_codec(codec, model, threads)
-        self._block_tokens = block_tokens
-        self._context_overlap = context_overlap
+        self._layout = layout
         self._buffer = bytearray()
         self._members = 0
         self._lock = threading.Lock()
@@ -159,9 +158,7 @@ class NacrithCompressor:
         if not self._buffer and self._members:
             return b""
         data = bytes(self._buffer)
-        member = self._codec.compress(
-            data, block_tokens=self._block_tokens, context_overlap=self._context_overlap
-        )
+        member = self._codec.compress(data, layout=self._layout)
         self._buffer = bytearray()
         self._members += 1
         return member
@@ -544,7 +541,7 @@ class NacrithFile(io.BufferedIOBase):
     starting a new one).  A file object passed in is not closed by :meth:`close`.
 
     ``model``, ``threads`` and ``codec`` choose the model as for :class:`NacrithCompressor`;
-    ``block_tokens`` and ``context_overlap`` apply when writing.
+    ``layout`` applies when writing.
     """
 
     def __init__(
@@ -555,8 +552,7 @@ class NacrithFile(io.BufferedIOBase):
         model: str | os.PathLike[str] | None = None,
         threads: int | None = None,
         codec: api.Codec | None = None,
-        block_tokens: int | None = None,
-        context_overlap: int | None = None,
+        layout: Layout | None = None,
         limits: container.Limits | None = None,
     ) -> None:
         self._fp: Any = None
@@ -592,9 +588,7 @@ class NacrithFile(io.BufferedIOBase):
             raw = _MemberReader(self._fp, new_decompressor)
             self._buffer: Any = io.BufferedReader(raw, buffer_size=BUFFER_SIZE)
         else:
-            self._compressor = NacrithCompressor(
-                codec=resolved, block_tokens=block_tokens, context_overlap=context_overlap
-            )
+            self._compressor = NacrithCompressor(codec=resolved, layout=layout)
             self._pos = 0
         self._mode = mode_code
 
@@ -727,8 +721,7 @@ def open(
     model: str | os.PathLike[str] | None = None,
     threads: int | None = None,
     codec: api.Codec | None = None,
-    block_tokens: int | None = None,
-    context_overlap: int | None = None,
+    layout: Layout | None = None,
     encoding: None = None,
     errors: None = None,
     newline: None = None,
@@ -743,8 +736,7 @@ def open(
     model: str | os.PathLike[str] | None = None,
     threads: int | None = None,
     codec: api.Codec | None = None,
-    block_tokens: int | None = None,
-    context_overlap: int | None = None,
+    layout: Layout | None = None,
     encoding: str | None = None,
     errors: str | None = None,
     newline: str | None = None,
@@ -759,8 +751,7 @@ def open(
     model: str | os.PathLike[str] | None = None,
     threads: int | None = None,
     codec: api.Codec | None = None,
-    block_tokens: int | None = None,
-    context_overlap: int | None = None,
+    layout: Layout | None = None,
     encoding: str | None = None,
     errors: str | None = None,
     newline: str | None = None,
@@ -774,8 +765,7 @@ def open(  # noqa: A001 - mirrors gzip.open / lzma.open
     model: str | os.PathLike[str] | None = None,
     threads: int | None = None,
     codec: api.Codec | None = None,
-    block_tokens: int | None = None,
-    context_overlap: int | None = None,
+    layout: Layout | None = None,
     encoding: str | None = None,
     errors: str | None = None,
     newline: str | None = None,
@@ -803,8 +793,7 @@ def open(  # noqa: A001 - mirrors gzip.open / lzma.open
         model=model,
         threads=threads,
         codec=codec,
-        block_tokens=block_tokens,
-        context_overlap=context_overlap,
+        layout=layout,
     )
     if "t" in mode:
         encoding = io.text_encoding(encoding)

@@ -41,7 +41,7 @@ def batched(ctx, tokens, size):
 
 
 def test_batched_logits_equal_one_token_logits(engine, tokens):
-    ctx = engine.context(256, NumericConfig())
+    ctx = engine.context(512, NumericConfig())
     ref = one_by_one(ctx, tokens)
     for size in (ctx.n_batch, 7, 100):
         got = batched(ctx, tokens, size)
@@ -49,7 +49,7 @@ def test_batched_logits_equal_one_token_logits(engine, tokens):
 
 
 def test_thread_count_does_not_change_logits(engine, tokens):
-    ctx = engine.context(256, NumericConfig())
+    ctx = engine.context(512, NumericConfig())
     ctx.set_threads(1)
     one = batched(ctx, tokens, ctx.n_batch)
     ctx.set_threads(2)
@@ -59,5 +59,56 @@ def test_thread_count_does_not_change_logits(engine, tokens):
 
 
 def test_repeated_runs_identical(engine, tokens):
-    ctx = engine.context(256, NumericConfig())
+    ctx = engine.context(512, NumericConfig())
     assert np.array_equal(batched(ctx, tokens, 64), batched(ctx, tokens, 64))
+
+
+def stream_with_slides(ctx, tokens, batch, window=160, slide=48, sinks=4):
+    """Evaluate like the codec: batches never cross a slide."""
+    ctx.clear()
+    rows, pos, i = [], 0, 0
+    while i < len(tokens):
+        if pos == window:
+            ctx.slide(0, sinks, slide, window)
+            pos -= slide
+        n = min(batch, window - pos, len(tokens) - i)
+        rows.append(ctx.decode(tokens[i : i + n], pos))
+        pos += n
+        i += n
+    return np.concatenate(rows)
+
+
+@pytest.fixture(scope="module")
+def long_tokens(engine):
+    syms = engine.tokenizer.encode(TEXT * 3)
+    return np.concatenate(([engine.start_token], syms)).astype(np.int64)
+
+
+def test_slid_window_batched_equals_one_token(engine, long_tokens):
+    ctx = engine.context(160, NumericConfig())
+    assert len(long_tokens) > 2 * 160  # several slides
+    assert np.array_equal(stream_with_slides(ctx, long_tokens, 64), stream_with_slides(ctx, long_tokens, 1))
+
+
+def test_lockstep_streams_equal_streams_alone(engine, long_tokens):
+    """Several sequences in one llama_decode give each the logits it gets alone."""
+    n = 3
+    alone_ctx = engine.context(160, NumericConfig())
+    parts = [long_tokens[k * 40 : k * 40 + 120] for k in range(n)]
+    alone = [stream_with_slides(alone_ctx, p, 32, window=100, slide=30) for p in parts]
+    ctx = engine.context(100, NumericConfig(), lanes=n)
+    ctx.clear()
+    pos = [0] * n
+    got = [[] for _ in range(n)]
+    for i in range(120):
+        for k in range(n):
+            if pos[k] == 100:
+                ctx.slide(k, 4, 30, 100)
+                pos[k] -= 30
+        lanes = [(k + i) % n for k in range(n)]  # the order within the batch must not matter
+        rows = ctx.decode_multi([parts[k][i] for k in lanes], [pos[k] for k in lanes], lanes)
+        for k, row in zip(lanes, rows):
+            got[k].append(row)
+            pos[k] += 1
+    for k in range(n):
+        assert np.array_equal(np.stack(got[k]), alone[k]), k

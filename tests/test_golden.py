@@ -27,8 +27,7 @@ def test_golden_archive_decodes(codec, name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_compressing_reproduces_golden_archive(codec, name):
-    case = {n: (d, bt, ov) for n, d, bt, ov in make_model_golden.CASES}[name]
-    data, block_tokens, overlap = case
+    data, layout = {n: (d, lay) for n, d, lay in make_model_golden.CASES}[name]
     assert (make_model_golden.HERE / f"{name}.txt").read_bytes() == data
-    blob = codec.compress(data, block_tokens=block_tokens, context_overlap=overlap)
+    blob = codec.compress(data, **layout)
     assert blob == (make_model_golden.HERE / f"{name}.txt.nc").read_bytes()

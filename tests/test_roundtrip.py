@@ -35,24 +35,47 @@ def test_roundtrip(codec, name):
     assert codec.decompress(blob) == data
 
 
-@pytest.mark.parametrize("block_tokens, overlap", [(7, 0), (7, 3), (9, 20), (16, 5)])
-def test_block_settings_are_recorded_and_honoured(codec, block_tokens, overlap):
+LAYOUTS = [
+    dict(block_tokens=7, stream_tokens=21, window=16, slide=5, sinks=2),  # slides, several streams
+    dict(block_tokens=8, stream_tokens=64, window=12, slide=3, sinks=0),  # slides without sinks
+    dict(block_tokens=16, stream_tokens=16, window=64, slide=8, sinks=4),  # a stream per block
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_layout_is_recorded_and_honoured(codec, layout):
     data = CASES["prose"] + b"a \x04 escape crossing blocks \xff\n"
-    blob = codec.compress(data, block_tokens=block_tokens, context_overlap=overlap)
+    blob = codec.compress(data, **layout)
     info = container.read_info(io.BytesIO(blob))
     assert info.header.mode == container.MODE_MODEL
-    assert (info.header.params.block_tokens, info.header.params.context_overlap) == (block_tokens, overlap)
+    params = info.header.params
+    assert {k: getattr(params, k) for k in layout} == layout
     assert info.n_blocks > 3
-    # the decoder takes the settings from the header, not from the codec's own
-    assert (codec.block_tokens, codec.context_overlap) != (block_tokens, overlap)
+    # the decoder takes the layout from the header, not from the codec's own settings
+    assert dataclasses.asdict(codec.layout) != layout
     assert codec.decompress(blob) == data
 
 
-def test_each_block_setting_changes_the_bitstream(codec):
+@pytest.mark.parametrize("lanes", [1, 2, 5])
+def test_lanes_change_speed_only(engine, lanes):
+    data = CASES["prose"] * 2
+    layout = LAYOUTS[0]
+    blob = nacrith.Codec(threads=engine.threads, lanes=lanes).compress(data, **layout)
+    reference = nacrith.Codec(threads=engine.threads, lanes=3).compress(data, **layout)
+    assert blob == reference
+    decoder = nacrith.Codec(threads=engine.threads, lanes=lanes)
+    decoder._engines[engine.model_file.sha256] = engine  # share the loaded model
+    assert decoder.decompress(blob) == data
+
+
+@pytest.mark.parametrize("key", ["block_tokens", "stream_tokens", "window", "slide", "sinks"])
+def test_each_layout_setting_changes_the_bitstream(codec, key):
     data = CASES["prose"]
-    base = codec.compress(data, block_tokens=16, context_overlap=4)
-    assert base != codec.compress(data, block_tokens=17, context_overlap=4)
-    assert base[-60:] != codec.compress(data, block_tokens=16, context_overlap=5)[-60:]
+    base = dict(LAYOUTS[0])
+    other = dict(base, **{key: base[key] + (7 if key == "stream_tokens" else 1)})
+    if key == "block_tokens":
+        other["stream_tokens"] = other["block_tokens"] * 3
+    assert codec.compress(data, **base)[20:] != codec.compress(data, **other)[20:]
 
 
 def test_text_compresses_well(codec):
