@@ -296,6 +296,13 @@ def bench_files(
     return rows
 
 
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def environment(codec: api.Codec) -> dict:
     """What a reader of the numbers needs to reproduce them."""
     import platform

@@ -22,6 +22,7 @@ parses options, names files, moves bytes and formats reports.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -873,6 +874,11 @@ def bench_cmd(
         emit(format_row(row, width))
 
     rows = bench.bench_files(codec, files, external=external, on_row=on_row)
+    env["peak_rss_mib"] = bench.peak_rss_mib()
+    emit(
+        f"layout: {', '.join(f'{k}={v}' for k, v in dataclasses.asdict(codec.layout).items())}; "
+        f"lanes={codec.lanes}, threads={env['threads']}; peak RSS {env['peak_rss_mib']:.0f} MiB"
+    )
     if json_path:
         doc = json.dumps({"environment": env, "rows": [r.as_dict() for r in rows]}, indent=2) + "\n"
         if json_path == STDIO:
