@@ -46,8 +46,8 @@ MAX_BLOCK_TOKENS = 1 << 20
 MAX_WINDOW = container.MAX_WINDOW  # also checked against the model's trained context at load
 DEFAULT_BLOCK_TOKENS = 1024
 DEFAULT_STREAM_TOKENS = 16384
-DEFAULT_WINDOW = 2048
-DEFAULT_SLIDE = 512
+DEFAULT_WINDOW = 1024
+DEFAULT_SLIDE = 256
 DEFAULT_SINKS = 4
 # Streams decoded together in one llama_decode (speed only; measured here: 110 tokens/s for
 # one stream, 172 for 4, 191 for 8, 190 for 16).
