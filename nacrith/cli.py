@@ -875,10 +875,11 @@ def bench_cmd(
 
     rows = bench.bench_files(codec, files, external=external, on_row=on_row)
     env["peak_rss_mib"] = bench.peak_rss_mib()
-    emit(
-        f"layout: {', '.join(f'{k}={v}' for k, v in dataclasses.asdict(codec.layout).items())}; "
-        f"lanes={codec.lanes}, threads={env['threads']}; peak RSS {env['peak_rss_mib']:.0f} MiB"
-    )
+    if not quiet:
+        _say(
+            f"layout: {', '.join(f'{k}={v}' for k, v in dataclasses.asdict(codec.layout).items())}; "
+            f"lanes={codec.lanes}, threads={env['threads']}; peak RSS {env['peak_rss_mib']:.0f} MiB"
+        )
     if json_path:
         doc = json.dumps({"environment": env, "rows": [r.as_dict() for r in rows]}, indent=2) + "\n"
         if json_path == STDIO:

@@ -87,7 +87,10 @@ class LlamaModel:
     def close(self) -> None:
         # At interpreter exit the bindings may already be gone; the OS frees the memory then.
         if getattr(self, "_model", None) and _lib is not None:
-            _lib.llama_model_free(self._model)
+            try:
+                _lib.llama_model_free(self._model)
+            except TypeError:  # pragma: no cover - bindings torn down at interpreter exit
+                pass
             self._model = None
 
     __del__ = close
@@ -181,8 +184,11 @@ class LlamaContext:
 
     def close(self) -> None:
         if getattr(self, "_ctx", None) and _lib is not None:
-            _lib.llama_batch_free(self._batch)
-            _lib.llama_free(self._ctx)
+            try:
+                _lib.llama_batch_free(self._batch)
+                _lib.llama_free(self._ctx)
+            except TypeError:  # pragma: no cover - bindings torn down at interpreter exit
+                pass
             self._ctx = None
 
     __del__ = close
