@@ -130,6 +130,56 @@ def stored_archive(data: bytes, block_bytes: int) -> bytes:
     return out + end(len(data), blake(data))
 
 
+def zstd_raw_frame(data: bytes, declared: int | None = None, block_type: int = 0) -> bytes:
+    """A zstd frame (RFC 8878) holding ``data`` in one Raw block, built by hand: magic,
+    frame header descriptor 0x20 (single segment, 1-byte content size), content size, then
+    the 3-byte block header (last block, type, size)."""
+    assert len(data) <= 255
+    size = len(data) if declared is None else declared
+    block_header = (1 | block_type << 1 | len(data) << 3).to_bytes(3, "little")
+    return b"\x28\xb5\x2f\xfd" + bytes([0x20, size]) + block_header + data
+
+
+def zstd_archive(chunks: list[bytes]) -> bytes:
+    """A mode 3 archive: one raw zstd frame per block."""
+    out = header(3, b"")
+    for chunk in chunks:
+        frame = zstd_raw_frame(chunk)
+        out += block(len(chunk), len(chunk), len(frame), crc(chunk), frame)
+    data = b"".join(chunks)
+    return out + end(len(data), blake(data))
+
+
+# Hybrid (mode 2) examples: the region table (section 4.2) of HYBRID_BINARY then HYBRID_TEXT,
+# a zstd block with the binary bytes and one model block (a dummy payload: every failure below
+# is found before a model would be needed).
+HYBRID_BINARY = bytes(range(250, 256)) + bytes(4)
+HYBRID_TEXT = b"hello!"
+
+
+def hybrid_table(binary_blocks: int = 1, entries: bytes | None = None) -> bytes:
+    if entries is None:  # kind 0 (binary) length 10, kind 1 (UTF-8) length 6
+        entries = b"\x00" + leb128(len(HYBRID_BINARY)) + b"\x01" + leb128(len(HYBRID_TEXT))
+    return leb128(binary_blocks) + entries
+
+
+def hybrid_archive(
+    table: bytes | None = None, n_regions: int = 2, text_bytes: int | None = None, original: int | None = None
+) -> bytes:
+    table = hybrid_table() if table is None else table
+    frame = zstd_raw_frame(table)
+    binary = zstd_raw_frame(HYBRID_BINARY)
+    text_bytes = len(HYBRID_TEXT) if text_bytes is None else text_bytes
+    data = HYBRID_BINARY + HYBRID_TEXT
+    return (
+        header(2, b"".join(model_params_entries()))
+        + block(n_regions, len(table), len(frame), crc(table), frame)
+        + block(len(HYBRID_BINARY), len(HYBRID_BINARY), len(binary), crc(HYBRID_BINARY), binary)
+        + block(2, text_bytes, 2, crc(HYBRID_TEXT), b"\x00\x01")
+        + end(len(data) if original is None else original, blake(data))
+    )
+
+
 def flip_bit(data: bytes, offset: int, bit: int = 0) -> bytes:
     b = bytearray(data)
     b[offset] ^= 1 << bit
@@ -150,6 +200,7 @@ def build() -> dict[str, bytes]:
     files[g + "stored-fox.nc"] = fox
     files[g + "stored-empty.nc"] = stored_archive(b"", FOX_BLOCK_BYTES)
     files[g + "model-header.bin"] = model_header
+    files[g + "zstd-fox.nc"] = zstd_archive([FOX_TEXT[:FOX_BLOCK_BYTES], FOX_TEXT[FOX_BLOCK_BYTES:]])
 
     stored_hdr_len = 12  # magic 4 + version/mode/params_len 4 + crc 4
     block0_fields_len = 7  # varints 32, 32, 32 (one byte each) + crc32 u32
@@ -165,7 +216,7 @@ def build() -> dict[str, bytes]:
         MAGIC, b"\x89NCX", 1
     )
     files[m + "container-version-2.nc"] = header(1, b"", version=2) + fox[stored_hdr_len:]
-    files[m + "container-unknown-mode.nc"] = header(2, b"") + fox[stored_hdr_len:]
+    files[m + "container-unknown-mode.nc"] = header(255, b"") + fox[stored_hdr_len:]
     files[m + "container-unknown-param-key.nc"] = header(
         0, b"".join(model_params_entries()) + tlv(14, b"\x00")
     )
@@ -223,6 +274,33 @@ def build() -> dict[str, bytes]:
     files[m + "container-block-crc-mismatch.nc"] = flip_bit(fox, block0_payload_at + 4, 5)
     files[m + "container-digest-mismatch.nc"] = fox[:end_marker_at] + end(
         len(FOX_TEXT), blake(FOX_TEXT + b"!")
+    )
+
+    # Hybrid and zstd modes: decoder-level failures (tests/test_hybrid.py), all found before
+    # any model work.
+    files[m + "hybrid-no-region-table.nc"] = header(2, b"".join(model_params_entries())) + end(0, blake(b""))
+    files[m + "hybrid-unknown-region-kind.nc"] = hybrid_archive(
+        hybrid_table(entries=b"\x00\x0a\x07\x06")
+    )
+    files[m + "hybrid-binary-size-mismatch.nc"] = hybrid_archive(
+        hybrid_table(entries=b"\x00\x0b\x01\x06"), original=17
+    )
+    files[m + "hybrid-text-size-mismatch.nc"] = hybrid_archive(text_bytes=7)
+    files[m + "hybrid-original-size-mismatch.nc"] = hybrid_archive(original=99)
+    files[m + "hybrid-table-trailing-bytes.nc"] = hybrid_archive(hybrid_table() + b"\x00")
+    files[m + "hybrid-missing-zstd-block.nc"] = hybrid_archive(hybrid_table(binary_blocks=3))
+    zfox = zstd_archive([FOX_TEXT])
+    frame = zstd_raw_frame(FOX_TEXT)
+    fields = block_fields(45, 45, len(frame), crc(FOX_TEXT))
+    assert zfox[12 : 12 + len(fields)] == fields
+    rest = zfox[12 + len(fields) + len(frame) :]
+    files[m + "zstd-frame-size-mismatch.nc"] = header(3, b"") + fields + zstd_raw_frame(FOX_TEXT, 44) + rest
+    files[m + "zstd-corrupt-frame.nc"] = header(3, b"") + fields + zstd_raw_frame(FOX_TEXT, block_type=3) + rest
+    files[m + "zstd-block-crc-mismatch.nc"] = (
+        header(3, b"") + block_fields(45, 45, len(frame), crc(FOX_TEXT) ^ 1) + frame + rest
+    )
+    files[m + "zstd-symbols-bytes-differ.nc"] = (
+        header(3, b"") + block_fields(44, 45, len(frame), crc(FOX_TEXT)) + frame + rest
     )
     return files
 

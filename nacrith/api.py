@@ -55,9 +55,14 @@ class Codec:
         layout: Layout | None = None,
         progress: Progress | None = None,
         on_total: Callable[[int], None] | None = None,
+        fallback: bool = True,
         **overrides: int,
     ) -> bytes:
-        """Compress ``data`` with ``layout`` (default: the codec's), with keyword overrides."""
+        """Compress ``data`` with ``layout`` (default: the codec's), with keyword overrides.
+
+        The result is the smallest of a model/hybrid, a zstd and a stored archive; with
+        ``fallback=False`` the model or hybrid archive whenever the input has text.
+        """
         data = bytes(data)
         if not data:
             return container.encode_stored(data)
@@ -69,6 +74,7 @@ class Codec:
             numeric=NumericConfig(),
             progress=progress,
             on_total=on_total,
+            fallback=fallback,
         )
 
     def decompress(

@@ -269,9 +269,21 @@ def bench_data(
     return rows
 
 
-def bench_file(codec: api.Codec, path: str | os.PathLike, **kw) -> list[BenchRow]:
-    data = Path(path).read_bytes()
-    return bench_data(codec, os.fspath(path), data, **kw)
+def file_label(path: str | os.PathLike, max_bytes: int | None = None) -> str:
+    """The name a file's rows carry; says so when only its first ``max_bytes`` are measured."""
+    name = os.fspath(path)
+    if max_bytes is not None and os.path.getsize(path) > max_bytes:
+        return f"{name} (first {max_bytes:,} bytes)"
+    return name
+
+
+def bench_file(
+    codec: api.Codec, path: str | os.PathLike, *, max_bytes: int | None = None, **kw
+) -> list[BenchRow]:
+    """Rows for one file, or for its first ``max_bytes`` bytes (quick runs: the model is slow)."""
+    with open(path, "rb") as f:
+        data = f.read() if max_bytes is None else f.read(max_bytes)
+    return bench_data(codec, file_label(path, max_bytes), data, **kw)
 
 
 def bench_files(
@@ -281,15 +293,17 @@ def bench_files(
     warm: bool = True,
     external: dict[str, str] | None = None,
     on_row: Callable[[BenchRow], None] | None = None,
+    max_bytes: int | None = None,
 ) -> list[BenchRow]:
-    """Benchmark every file; ``on_row`` sees each row as soon as it is measured."""
+    """Benchmark every file (or its first ``max_bytes``); ``on_row`` sees each row as soon as
+    it is measured."""
     if external is None:
         external = external_programs()
     if warm:
         warm_up(codec)
     rows: list[BenchRow] = []
     for path in paths:
-        for row in bench_file(codec, path, external=external):
+        for row in bench_file(codec, path, external=external, max_bytes=max_bytes):
             rows.append(row)
             if on_row:
                 on_row(row)

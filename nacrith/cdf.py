@@ -62,6 +62,8 @@ __all__ = [
     "find_symbol",
     "interval_from_logits",
     "symbol_from_logits",
+    "interval_from_scores",
+    "symbol_from_scores",
 ]
 
 # Largest supported vocabulary: V < TOTAL so every symbol can have frequency >= 1, and
@@ -321,16 +323,10 @@ def _check_work(logits: np.ndarray, work: np.ndarray) -> int:
 
 
 @njit(cache=True)
-def interval_from_logits(logits: np.ndarray, sym: int, work: np.ndarray):
-    """``(cum_low, freq)`` of ``sym`` under :func:`freqs_from_logits`, without allocating.
-
-    ``logits``: float32[V] (TypeError otherwise); ``work``: float64 scratch of length >= V
-    (overwritten).
-    """
-    v = _check_work(logits, work)
+def _interval_from_weights(work: np.ndarray, v: int, s: int, sym: int):
+    """Steps 3-4 for one symbol, given weights in ``work[:v]`` and their fixed-point sum."""
     if sym < 0 or sym >= v:
         raise ValueError("cdf: symbol out of range")
-    s = _weights_from_logits(logits, work)
     arg = _first_one(work, v)
     scale = (TOTAL - v) / np.float64(s)
     below = _partial_freq_sum(work, 0, sym, scale)
@@ -348,13 +344,10 @@ def interval_from_logits(logits: np.ndarray, sym: int, work: np.ndarray):
 
 
 @njit(cache=True)
-def symbol_from_logits(logits: np.ndarray, target: int, work: np.ndarray):
-    """``(sym, cum_low, freq)``: the symbol whose interval under :func:`freqs_from_logits`
-    contains ``target`` (in ``[0, TOTAL)``), without allocating.  Arguments as above."""
-    v = _check_work(logits, work)
+def _symbol_from_weights(work: np.ndarray, v: int, s: int, target: int):
+    """Steps 3-4 inverted: the symbol whose interval contains ``target``."""
     if target < 0 or target >= TOTAL:
         raise ValueError("cdf: target outside [0, 2**24)")
-    s = _weights_from_logits(logits, work)
     arg = _first_one(work, v)
     scale = (TOTAL - v) / np.float64(s)
     rem = TOTAL - (v + _partial_freq_sum(work, 0, v, scale))
@@ -381,3 +374,69 @@ def symbol_from_logits(logits: np.ndarray, target: int, work: np.ndarray):
         c += f
     # Unreachable: the frequencies sum to TOTAL > target.
     raise AssertionError("cdf: target not found")
+
+
+@njit(cache=True)
+def interval_from_logits(logits: np.ndarray, sym: int, work: np.ndarray):
+    """``(cum_low, freq)`` of ``sym`` under :func:`freqs_from_logits`, without allocating.
+
+    ``logits``: float32[V] (TypeError otherwise); ``work``: float64 scratch of length >= V
+    (overwritten).
+    """
+    v = _check_work(logits, work)
+    s = _weights_from_logits(logits, work)
+    return _interval_from_weights(work, v, s, sym)
+
+
+@njit(cache=True)
+def symbol_from_logits(logits: np.ndarray, target: int, work: np.ndarray):
+    """``(sym, cum_low, freq)``: the symbol whose interval under :func:`freqs_from_logits`
+    contains ``target`` (in ``[0, TOTAL)``), without allocating.  Arguments as above."""
+    v = _check_work(logits, work)
+    s = _weights_from_logits(logits, work)
+    return _symbol_from_weights(work, v, s, target)
+
+
+# --- float64 scores (the ensemble's mixed log-domain scores) --------------------------------
+
+
+@njit(cache=True)
+def weights_from_scores(scores: np.ndarray, v: int) -> int:
+    """Step 1-2 for float64 scores, in place: ``scores[:v]`` becomes ``w_i = exp_nonpos(s_i - mx)``
+    with ``mx`` the largest finite score (uniform if none); returns the fixed-point sum ``S``.
+
+    Same rules as for logits; a maximum is exact in any order, so this is deterministic.
+    """
+    _check_vocab(v)
+    mx = -np.inf
+    for i in range(v):
+        x = scores[i]
+        if x > mx and x < np.inf:
+            mx = x
+    if mx == -np.inf:
+        for i in range(v):
+            scores[i] = 1.0
+        return v << WEIGHT_BITS
+    acc = 0
+    for i in range(v):
+        e = exp_nonpos(scores[i] - mx)
+        scores[i] = e
+        acc += np.int64(e * _WEIGHT_ONE)
+    return acc
+
+
+@njit(cache=True)
+def interval_from_scores(scores: np.ndarray, v: int, sym: int):
+    """``(cum_low, freq, S)`` of ``sym`` from float64 scores in ``scores[:v]`` (overwritten by
+    their weights; ``S`` is the weights' fixed-point sum, so ``p_i = w_i * 2**44 / S``)."""
+    s = weights_from_scores(scores, v)
+    lo, f = _interval_from_weights(scores, v, s, sym)
+    return lo, f, s
+
+
+@njit(cache=True)
+def symbol_from_scores(scores: np.ndarray, v: int, target: int):
+    """``(sym, cum_low, freq, S)`` for ``target`` from float64 scores (overwritten as above)."""
+    s = weights_from_scores(scores, v)
+    sym, lo, f = _symbol_from_weights(scores, v, s, target)
+    return sym, lo, f, s

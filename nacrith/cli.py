@@ -23,8 +23,8 @@ parses options, names files, moves bytes and formats reports.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
-import json
 import os
 import signal
 import stat
@@ -32,19 +32,20 @@ import secrets
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
 import click
 
-from . import __version__, api, bench, container, models
+from . import __version__, api, bench, bench_report, container, explain, models
 from .codec import (
     DEFAULT_LANES,
     Layout,
     check_params,
     model_for,
 )
-from .errors import ChecksumError, NacrithError
+from .errors import ChecksumError, NacrithError, NacrithWarning
 
 SUFFIX = ".nc"
 STDIO = "-"
@@ -132,6 +133,14 @@ def _say(message: str) -> None:
 
 def _error(message: str) -> None:
     _say(f"error: {message}")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one ``nacrith: warning:`` line (ours), or Python's usual format (others)."""
+    if issubclass(category, NacrithWarning):
+        _say(f"warning: {message}")
+    else:
+        click.echo(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), err=True)
 
 
 def _os_message(exc: OSError, name: str | None = None) -> str:
@@ -247,7 +256,10 @@ class _Main(click.Group):
         _signals.clear()
         restore = _install_handlers()
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", NacrithWarning)  # once per archive, not per process
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except Terminated:
             _say("terminated")
             ctx.exit(EXIT_TERMINATED)
@@ -370,11 +382,21 @@ class AtomicOutput:
         _live_tmp.discard(self.tmp)
         _fsync_dir(os.path.dirname(os.path.abspath(self.dest)))
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> bool:
         if not self.committed:
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError:  # the buffered rest failed too (full disk): the file goes anyway
+                pass
             _discard_tmp(self.tmp)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno in _WRITE_ERRNOS:
+            # Writing the output failed; name it rather than the input being processed.
+            raise OSError(exc.errno, exc.strerror, self.dest) from None
         return False
+
+
+# Errors of writes and flushes, which carry no file name of their own.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}
 
 
 def _fsync_dir(folder: str) -> None:
@@ -438,8 +460,14 @@ def _read_input(src: str) -> tuple[bytes, os.stat_result | None]:
 
 def _write_stdout(data: bytes) -> None:
     out = sys.stdout.buffer
-    out.write(data)
-    out.flush()
+    try:
+        out.write(data)
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # e.g. a full disk: name stdout, and let the exit flush succeed
+        _silence_stdout()
+        raise OSError(exc.errno, exc.strerror, "(stdout)") from None
 
 
 # -- codec and progress ---------------------------------------------------------------------
@@ -644,10 +672,13 @@ def main() -> None:
 @main.command(short_help="Compress files to FILE.nc.")
 @_io_options
 @_layout_options
+@click.option("--verify", is_flag=True,
+              help="Decode each new archive and compare it with the input before keeping it "
+                   "(decoding takes longer than compressing).")
 @click.pass_context
 def compress(
     ctx, files, output, to_stdout, force, keep, quiet, verbose, model, threads,
-    block_tokens, stream_tokens, window, slide, sinks,
+    block_tokens, stream_tokens, window, slide, sinks, verify,
 ):
     """Compress FILEs to FILE.nc (standard input to standard output)."""
     files = _inputs(files, output, to_stdout)
@@ -669,22 +700,30 @@ def compress(
         try:
             if job.dest is None:
                 archive = codec.compress(data, progress=meter, on_total=meter.total)
+                seconds = time.perf_counter() - t0
                 meter.close()
+                if verify:
+                    _verify(codec, archive, data, quiet, src)
                 _write_stdout(archive)
             else:
                 with AtomicOutput(job.dest) as out:
                     archive = codec.compress(data, progress=meter, on_total=meter.total)
+                    seconds = time.perf_counter() - t0
                     meter.close()
                     out.file.write(archive)
+                    if verify:  # what the file system gives back, not what we meant to write
+                        out.file.flush()
+                        with open(out.tmp, "rb") as f:
+                            _verify(codec, f.read(), data, quiet, src)
                     out.commit(st)
         finally:
             meter.close()
-        seconds = time.perf_counter() - t0
         _finish(job, keep, quiet, warned)
         if not quiet:
             infos = api.scan(archive)
             stored = all(i.header.mode == container.MODE_STORED for i in infos)
-            note = "stored: the model could not shrink it" if stored and data else ""
+            notes = ["stored: the model could not shrink it" if stored and data else "", "verified" if verify else ""]
+            note = "; ".join(n for n in notes if n)
             _say(summary_line(src, job.dest, len(data), len(archive), meter.count, seconds,
                               compressing=True, note=note))
             if verbose:
@@ -692,6 +731,24 @@ def compress(
                     _say(line)
 
     ctx.exit(_for_each(files, one))
+
+
+def _verify(codec: api.Codec, archive: bytes, data: bytes, quiet: bool, src: str) -> None:
+    """--verify: decode a new archive before it is kept; refuse it unless it gives back ``data``."""
+    meter = Meter(_bar_wanted(quiet), f"{_display(src)} (verify)")
+    problem = None
+    try:
+        if codec.decompress(archive, progress=meter, on_total=meter.total) != data:
+            problem = "it decodes to other bytes than the input"
+    except NacrithError as exc:
+        problem = f"it does not decode ({exc})"
+    finally:
+        meter.close()
+    if problem:
+        raise ChecksumError(
+            f"verification failed, the archive was not written: {problem}. This is a bug in "
+            "nacrith or in its numeric environment; please report it with the input if you can."
+        )
 
 
 def _finish(job: Job, keep: bool, quiet: bool, warned: list) -> None:
@@ -836,30 +893,56 @@ def format_row(row: bench.BenchRow | None, file_width: int) -> str:
 
 
 @main.command("bench", short_help="Compare nacrith with gzip, bzip2, xz, zstd, cmix, paq8px.")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
 @_model_option
 @_layout_options
 @_lanes_option
 @_threads_option
+@click.option("--max-bytes", type=click.IntRange(min=1), metavar="N",
+              help="Measure only the first N bytes of each file (quick runs; the table says so).")
 @click.option("--json", "json_path", metavar="PATH", type=click.Path(dir_okay=False, allow_dash=True),
               help="Also write the measurements as JSON to PATH ('-' = stdout, table then goes to stderr).")
+@click.option("--csv", "csv_path", metavar="PATH", type=click.Path(dir_okay=False),
+              help="Also write the table as CSV to PATH.")
+@click.option("--png", "png_path", metavar="PATH", type=click.Path(dir_okay=False),
+              help=f"Also draw bits per byte per file and compressor as a PNG chart (needs {bench_report.PLOT_INSTALL}).")
+@click.option("--from-json", "from_json", metavar="PATH", type=click.Path(dir_okay=False, exists=True),
+              help="Measure nothing: print the table (and --csv/--png) from a saved --json document.")
+@click.option("--ablation", is_flag=True,
+              help="Instead: what each part of the ensemble buys (one LLM pass, every variant coded; Markdown table).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
 @click.pass_context
 def bench_cmd(
-    ctx, files, model, block_tokens, stream_tokens, window, slide, sinks, lanes, threads, json_path, quiet
+    ctx, files, model, block_tokens, stream_tokens, window, slide, sinks, lanes, threads, max_bytes,
+    json_path, csv_path, png_path, from_json, ablation, quiet,
 ):
     """Compare nacrith with gzip, bzip2, xz, zstd (and cmix, paq8px if installed).
 
     Each file is compressed and decompressed by every compressor; nacrith's round trip must
     reproduce the file exactly or the command fails with status 4.
     """
+    if from_json:
+        if files:
+            raise click.UsageError("--from-json takes no FILE: the measurements come from the document")
+        env, rows = bench_report.load_json(from_json)
+        width = max([len("file"), *(len(r.file) for r in rows)])
+        click.echo(format_row(None, width), err=json_path == STDIO)
+        for row in rows:
+            click.echo(format_row(row, width), err=json_path == STDIO)
+        _bench_outputs(env, rows, json_path, csv_path, png_path)
+        ctx.exit(0)
+    if not files:
+        raise click.UsageError("no FILE to measure (or --from-json PATH to reuse measurements)")
     for path in files:
         if not os.path.isfile(path):
             raise FileNotFoundError(2, "No such file", path)
     codec = get_codec(model, threads, _layout(block_tokens, stream_tokens, window, slide, sinks), lanes)
+    if ablation:
+        _ablation(codec, files, max_bytes, quiet)
+        ctx.exit(0)
     external = bench.external_programs()
     table_to_err = json_path == STDIO
-    width = max(len("file"), *(len(f) for f in files))
+    width = max(len("file"), *(len(bench.file_label(f, max_bytes)) for f in files))
 
     def emit(text: str) -> None:
         click.echo(text, err=table_to_err)
@@ -868,26 +951,20 @@ def bench_cmd(
         found = ", ".join(external) if external else "none found"
         _say(f"loading the model and warming up (external compressors: {found})")
     env = bench.environment(codec)
+    env["max_bytes"] = max_bytes
     emit(format_row(None, width))
 
     def on_row(row: bench.BenchRow) -> None:
         emit(format_row(row, width))
 
-    rows = bench.bench_files(codec, files, external=external, on_row=on_row)
+    rows = bench.bench_files(codec, files, external=external, on_row=on_row, max_bytes=max_bytes)
     env["peak_rss_mib"] = bench.peak_rss_mib()
     if not quiet:
         _say(
             f"layout: {', '.join(f'{k}={v}' for k, v in dataclasses.asdict(codec.layout).items())}; "
             f"lanes={codec.lanes}, threads={env['threads']}; peak RSS {env['peak_rss_mib']:.0f} MiB"
         )
-    if json_path:
-        doc = json.dumps({"environment": env, "rows": [r.as_dict() for r in rows]}, indent=2) + "\n"
-        if json_path == STDIO:
-            _write_stdout(doc.encode())
-        else:
-            with AtomicOutput(json_path) as out:
-                out.file.write(doc.encode())
-                out.commit()
+    _bench_outputs(env, rows, json_path, csv_path, png_path)
     status = 0
     for row in rows:
         if row.ok:
@@ -898,6 +975,91 @@ def bench_cmd(
         else:
             _say(f"warning: {row.compressor} on {row.file}: {row.error}")
     ctx.exit(status)
+
+
+def _ablation(codec: api.Codec, files, max_bytes: int | None, quiet: bool) -> None:
+    """``bench --ablation``: one Markdown table per file, printed as each file finishes."""
+    from . import ablation
+
+    engine = codec.engine(models.resolve(codec.model))
+    for path in files:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes) if max_bytes else f.read()
+        label = bench.file_label(path, max_bytes)
+        if not quiet:
+            _say(f"{label}: {len(data):,} bytes, {len(ablation.STEPS)} variants on one LLM pass")
+        rows = ablation.ablation(engine, data, codec.layout)
+        click.echo(ablation.format_rows(label, rows))
+    if not quiet:
+        _say(f"model {engine.model_file.name}; threads {engine.threads}; peak RSS {bench.peak_rss_mib():.0f} MiB")
+
+
+def _bench_outputs(env: dict, rows: list, json_path: str | None, csv_path: str | None, png_path: str | None) -> None:
+    """Write the optional JSON, CSV and PNG files of a benchmark (each atomically)."""
+    if json_path:
+        doc = bench_report.json_document(env, rows).encode()
+        if json_path == STDIO:
+            _write_stdout(doc)
+        else:
+            _write_file(json_path, doc)
+    if csv_path:
+        _write_file(csv_path, bench_report.csv_text(rows).encode())
+    if png_path:
+        chart = io.BytesIO()
+        bench_report.plot_bpb(rows, chart, environment=env)
+        _write_file(png_path, chart.getvalue())
+
+
+def _write_file(path: str, data: bytes) -> None:
+    with AtomicOutput(path) as out:
+        out.file.write(data)
+        out.commit()
+
+
+# -- explain --------------------------------------------------------------------------------
+
+
+@main.command("explain", short_help="Show which parts of a file cost bits, as an HTML page.")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("-o", "--output", metavar="PATH", type=click.Path(dir_okay=False),
+              help="Write the page to PATH [FILE.html].")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing page.")
+@click.option("--max-bytes", type=click.IntRange(min=1), default=explain.DEFAULT_MAX_BYTES, show_default=True,
+              metavar="N", help="Explain only the first N bytes (the model is slow).")
+@click.option("--region-bytes", type=click.IntRange(min=1), default=explain.DEFAULT_REGION_BYTES,
+              show_default=True, metavar="N", help="Size of the regions summarised in bits per byte.")
+@_model_option
+@_threads_option
+@_layout_options
+@click.option("-q", "--quiet", is_flag=True, help="No summary line or progress bar.")
+def explain_cmd(file, output, force, max_bytes, region_bytes, model, threads,
+                block_tokens, stream_tokens, window, slide, sinks, quiet):
+    """Write a self-contained HTML page showing FILE with each token shaded by the bits it
+    costs; hovering a token shows the model's top alternatives."""
+    if output is None:
+        if file == STDIO:
+            raise click.UsageError("name the page with -o PATH when reading standard input")
+        output = file + ".html"
+    if os.path.lexists(output) and not force:
+        raise UserError(f"{output}: already exists; use -f to overwrite")
+    data, _ = _read_input(file)
+    part = data[:max_bytes]
+    codec = get_codec(model, threads, _layout(block_tokens, stream_tokens, window, slide, sinks))
+    mf = models.resolve(codec.model)
+    engine = codec.engine(mf)
+    meter = Meter(_bar_wanted(quiet), _display(file))
+    try:
+        records = explain.token_records(engine, part, codec.layout, progress=meter, on_total=meter.total)
+    finally:
+        meter.close()
+    layout = ", ".join(f"{k} {getattr(codec.layout, k)}" for k in ("block_tokens", "stream_tokens", "window", "slide", "sinks"))
+    page = explain.render_html(records, part, name=_display(file), total_size=len(data),
+                               about=f"Model {mf.name}; {layout}.", region_bytes=region_bytes)
+    _write_file(output, page.encode("utf-8"))
+    if not quiet:
+        bits = sum(r.bits for r in records)
+        bpb = f"{bits / len(part):.3f} bpb" if part else "- bpb"
+        _say(f"{_display(file)} -> {output}: {len(records):,} tokens over {len(part):,} bytes, {bpb}")
 
 
 if __name__ == "__main__":

@@ -31,15 +31,25 @@ import io
 import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import cdf, container, models
+from . import cdf, container, fingerprint, models
+from .ensemble import DEFAULT_ENSEMBLE, LLM_ONLY, EnsembleConfig, EnsembleState
 from .coder import ArithmeticDecoder, ArithmeticEncoder
 from .container import CodecParams
-from .errors import ChecksumError, FormatError, ModelMismatchError, ModelNotFoundError, UnsupportedVersionError
+from .errors import (
+    ChecksumError,
+    EnvironmentMismatchError,
+    FormatError,
+    ModelMismatchError,
+    ModelNotFoundError,
+    NacrithWarning,
+    UnsupportedVersionError,
+)
 from .tokenization import TOKENIZER_VERSION, Tokenizer
 
 MAX_BLOCK_TOKENS = 1 << 20
@@ -71,6 +81,8 @@ class Layout:
     window: int = DEFAULT_WINDOW
     slide: int = DEFAULT_SLIDE
     sinks: int = DEFAULT_SINKS
+    #: The online models mixed with the LLM (``ensemble.LLM_ONLY``: none).
+    ensemble: EnsembleConfig = DEFAULT_ENSEMBLE
 
     def check(self, error: type[Exception] = ValueError) -> "Layout":
         if not 1 <= self.block_tokens <= MAX_BLOCK_TOKENS:
@@ -85,11 +97,16 @@ class Layout:
             raise error(
                 f"need sinks >= 0, slide >= 1 and sinks + slide < window (got {self.sinks}, {self.slide}, {self.window})"
             )
+        if not isinstance(self.ensemble, EnsembleConfig):
+            raise error(f"ensemble must be an EnsembleConfig, got {type(self.ensemble).__name__}")
+        self.ensemble.check(error)
         return self
 
     @staticmethod
     def of(params: CodecParams) -> "Layout":
-        return Layout(params.block_tokens, params.stream_tokens, params.window, params.slide, params.sinks)
+        """The layout an archive records (its ensemble bytes checked: FormatError if invalid)."""
+        ensemble = EnsembleConfig.from_bytes(params.ensemble, FormatError) if params.ensemble else LLM_ONLY
+        return Layout(params.block_tokens, params.stream_tokens, params.window, params.slide, params.sinks, ensemble)
 
 
 def _cpu_times() -> tuple[int, int] | None:
@@ -147,6 +164,7 @@ class _Lane:
     dec: ArithmeticDecoder | None = None
     out: bytearray = field(default_factory=bytearray)
     parts: list = field(default_factory=list)
+    ensemble: EnsembleState | None = None
 
 
 class Engine:
@@ -207,7 +225,9 @@ class Engine:
             window=layout.window,
             slide=layout.slide,
             sinks=layout.sinks,
+            ensemble=layout.ensemble.to_bytes() if layout.ensemble.enabled else b"",
             backend=self.backend,
+            fingerprint=fingerprint.current(numeric),
         )
 
     def llm_tokens(self, symbols: np.ndarray) -> np.ndarray:
@@ -216,12 +236,13 @@ class Engine:
 
     # -- encoding: one stream, batched -------------------------------------------------------
 
-    def encode_stream(self, ctx, symbols: np.ndarray, layout: Layout, progress: Progress | None) -> list[bytes]:
-        """Code one stream; returns one arithmetic-coded payload per block."""
-        n_vocab, escape, work = self.n_vocab, self.tokenizer.escape_token, self._work
+    def stream_rows(self, ctx, symbols: np.ndarray, layout: Layout, progress: Progress | None = None):
+        """The logits that predict each symbol of one stream, in order: ``(index, float32 row)``.
+
+        Evaluated in batches of known tokens (never across a slide); the rows equal the
+        decoder's one-token rows (module doc).  A row is only valid until the next one is asked for.
+        """
         inputs = np.concatenate(([self.start_token], self.llm_tokens(symbols[:-1])))
-        payloads: list[bytes] = []
-        enc = ArithmeticEncoder()
         ctx.clear()
         pos = i = 0
         while i < len(inputs):
@@ -231,20 +252,36 @@ class Engine:
             n = min(ctx.n_batch, layout.window - pos, len(inputs) - i)
             rows = ctx.decode(inputs[i : i + n], pos)
             for j in range(n):
-                k = i + j
-                if k and k % layout.block_tokens == 0:
-                    payloads.append(enc.finish())
-                    enc = ArithmeticEncoder()
-                sym = int(symbols[k])
-                if sym >= n_vocab:
-                    enc.encode(*cdf.interval_from_logits(rows[j], escape, work))
-                    enc.encode_uniform(sym - n_vocab, ESCAPE_BITS)
-                else:
-                    enc.encode(*cdf.interval_from_logits(rows[j], sym, work))
+                yield i + j, rows[j]
             pos += n
             i += n
             if progress:
                 progress(n)
+
+    def new_mixer(self, layout: Layout, capacity: int) -> EnsembleState | None:
+        """Fresh ensemble state for one stream (None for the LLM alone)."""
+        return EnsembleState(layout.ensemble, self.n_vocab, capacity) if layout.ensemble.enabled else None
+
+    def code_symbol(self, enc: ArithmeticEncoder, mixer: EnsembleState | None, row: np.ndarray, sym: int) -> None:
+        """Encode one symbol under one row of logits (through the ensemble if there is one)."""
+        token = sym if sym < self.n_vocab else self.tokenizer.escape_token
+        if mixer is None:
+            enc.encode(*cdf.interval_from_logits(row, token, self._work))
+        else:
+            enc.encode(*mixer.encode(row, token, self._work))
+        if sym >= self.n_vocab:
+            enc.encode_uniform(sym - self.n_vocab, ESCAPE_BITS)
+
+    def encode_stream(self, ctx, symbols: np.ndarray, layout: Layout, progress: Progress | None) -> list[bytes]:
+        """Code one stream; returns one arithmetic-coded payload per block."""
+        payloads: list[bytes] = []
+        enc = ArithmeticEncoder()
+        mixer = self.new_mixer(layout, len(symbols))
+        for k, row in self.stream_rows(ctx, symbols, layout, progress):
+            if k and k % layout.block_tokens == 0:
+                payloads.append(enc.finish())
+                enc = ArithmeticEncoder()
+            self.code_symbol(enc, mixer, row, int(symbols[k]))
         payloads.append(enc.finish())
         return payloads
 
@@ -279,6 +316,9 @@ class Engine:
                 if blocks is None:
                     break
                 lane = _Lane(stream=admitted, blocks=blocks, seq=free.pop(), token=self.start_token)
+                if layout.ensemble.enabled:
+                    capacity = sum(bh.n_symbols for bh, _, _ in blocks)
+                    lane.ensemble = EnsembleState(layout.ensemble, n_vocab, capacity)
                 ctx.clear_seq(lane.seq)
                 next_block(lane)
                 active.append(lane)
@@ -294,7 +334,10 @@ class Engine:
             )
             finished = False
             for lane, row in zip(active, rows):
-                sym, lo, f = cdf.symbol_from_logits(row, lane.dec.target(), work)
+                if lane.ensemble is None:
+                    sym, lo, f = cdf.symbol_from_logits(row, lane.dec.target(), work)
+                else:
+                    sym, lo, f = lane.ensemble.decode(row, lane.dec.target(), work)
                 lane.dec.consume(lo, f)
                 lane.token = sym
                 lane.pos += 1
@@ -326,6 +369,73 @@ class Engine:
 # -- whole archives ------------------------------------------------------------------------
 
 
+def model_blocks(
+    engine: Engine,
+    text: bytes,
+    *,
+    layout: Layout,
+    numeric: NumericConfig,
+    progress: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> list[bytes] | None:
+    """``text`` model-coded into serialized blocks (the streams and blocks of mode 0), or None
+    when it is mostly bytes the vocabulary cannot spell.  Used by mode 0 and by the text
+    section of hybrid archives (``nacrith.hybrid``)."""
+    blocks = []
+    with engine.lock:
+        symbols = engine.tokenizer.encode(text)
+        if int((symbols >= engine.n_vocab).sum()) * 2 > len(text):
+            # Mostly bytes the vocabulary cannot spell: each costs 8 bits plus an escape, so the
+            # model cannot beat storing them; don't spend minutes proving it.
+            return None
+        if on_total:
+            on_total(len(symbols))
+        ctx = engine.context(layout.window, numeric)
+        payloads = (
+            engine.encode_stream(ctx, symbols[s : s + layout.stream_tokens], layout, progress)
+            for s in range(0, len(symbols), layout.stream_tokens)
+        )
+        return frame_blocks(engine, text, symbols, layout, payloads)
+
+
+def frame_blocks(engine: Engine, text: bytes, symbols: np.ndarray, layout: Layout, payloads: Iterable[list[bytes]]) -> list[bytes]:
+    """Serialized blocks (counts, CRC-32 of the block's bytes, payload) of ``text``'s symbols,
+    given each stream's per-block payloads in order."""
+    blocks = []
+    lengths = engine.tokenizer.symbol_len
+    offset = 0
+    bt = layout.block_tokens
+    for s, stream_payloads in zip(range(0, len(symbols), layout.stream_tokens), payloads):
+        stream = symbols[s : s + layout.stream_tokens]
+        for b, payload in enumerate(stream_payloads):
+            block = stream[b * bt : (b + 1) * bt]
+            n_bytes = int(lengths[block].sum())
+            raw = text[offset : offset + n_bytes]
+            offset += n_bytes
+            blocks.append(container.encode_block(len(block), n_bytes, container.block_crc32(raw), payload))
+    assert offset == len(text), "tokenizer lost bytes"  # guarded by tokenization's own checks
+    return blocks
+
+
+def model_archive(
+    engine: Engine,
+    data: bytes,
+    *,
+    layout: Layout,
+    numeric: NumericConfig,
+    progress: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> bytes | None:
+    """A mode 0 archive of ``data``, or None when the model cannot beat storing it."""
+    blocks = model_blocks(engine, data, layout=layout, numeric=numeric, progress=progress, on_total=on_total)
+    if blocks is None:
+        return None
+    digest = container.new_digest()
+    digest.update(data)
+    header = container.encode_header(container.MODE_MODEL, engine.params(layout, numeric))
+    return b"".join([header, *blocks, container.encode_end(len(data), digest.digest())])
+
+
 def compress(
     engine: Engine,
     data: bytes,
@@ -334,38 +444,17 @@ def compress(
     numeric: NumericConfig = NumericConfig(),
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
+    fallback: bool = True,
 ) -> bytes:
-    """Compress ``data`` into one archive (falls back to stored mode if that is smaller)."""
+    """Compress ``data`` into the smallest of a model (mode 0) or hybrid (mode 2) archive, a
+    zstd (mode 3) and a stored (mode 1) one; see :func:`nacrith.hybrid.compress`, which also
+    explains ``fallback`` and how the environment fingerprint is left out of the choice."""
     layout.check()
-    with engine.lock:
-        symbols = engine.tokenizer.encode(data)
-        if int((symbols >= engine.n_vocab).sum()) * 2 > len(data):
-            # Mostly bytes the vocabulary cannot spell: each costs 8 bits plus an escape, so the
-            # model cannot beat storing them; don't spend minutes proving it.
-            return container.encode_stored(data)
-        if on_total:
-            on_total(len(symbols))
-        ctx = engine.context(layout.window, numeric)
-        out = io.BytesIO()
-        out.write(container.encode_header(container.MODE_MODEL, engine.params(layout, numeric)))
-        lengths = engine.tokenizer.symbol_len
-        offset = 0
-        bt = layout.block_tokens
-        for s in range(0, len(symbols), layout.stream_tokens):
-            stream = symbols[s : s + layout.stream_tokens]
-            for b, payload in enumerate(engine.encode_stream(ctx, stream, layout, progress)):
-                block = stream[b * bt : (b + 1) * bt]
-                n_bytes = int(lengths[block].sum())
-                raw = data[offset : offset + n_bytes]
-                offset += n_bytes
-                out.write(container.encode_block(len(block), n_bytes, container.block_crc32(raw), payload))
-        assert offset == len(data), "tokenizer lost bytes"  # guarded by tokenization's own checks
-        digest = container.new_digest()
-        digest.update(data)
-        out.write(container.encode_end(len(data), digest.digest()))
-    archive = out.getvalue()
-    stored = container.encode_stored(data)
-    return stored if len(stored) < len(archive) else archive
+    from . import hybrid  # builds on the functions above
+
+    return hybrid.compress(
+        engine, data, layout=layout, numeric=numeric, progress=progress, on_total=on_total, fallback=fallback
+    )
 
 
 def check_params(params: CodecParams) -> Layout:
@@ -408,12 +497,13 @@ def model_for(params: CodecParams, model: str | os.PathLike | None) -> models.Mo
     return mf
 
 
-def _streams_of(blocks: Iterable, layout: Layout) -> Iterator[list]:
-    """Group an archive's blocks into streams, checking that only the last block is short."""
+def _streams_of(blocks: Iterable, layout: Layout, first: int = 0) -> Iterator[list]:
+    """Group an archive's blocks (``first`` is the archive index of the first one) into
+    streams, checking that only the last block is short."""
     per_stream = layout.stream_tokens // layout.block_tokens
     group: list = []
     short = None
-    for index, (bh, payload) in enumerate(blocks):
+    for index, (bh, payload) in enumerate(blocks, first):
         if short is not None:
             raise FormatError(f"block {short} has fewer than block_tokens symbols but is not the last")
         if bh.n_symbols > layout.block_tokens:
@@ -448,19 +538,56 @@ def decompress_archive(
             digest.update(payload)
             if progress:
                 progress(bh.n_symbols)
+        _check_trailer(reader.trailer, out, digest)
+    elif header.mode == container.MODE_ZSTD:
+        from . import hybrid
+
+        for raw in hybrid.decode_zstd(reader, progress):
+            out += raw
+            digest.update(raw)
+        _check_trailer(reader.trailer, out, digest)
     else:
+        # Mode 0, or mode 2 whose table and zstd section are read (and every size checked)
+        # before the model decodes the text of all its text regions.
+        sections = None
+        if header.mode == container.MODE_HYBRID:
+            from . import hybrid
+
+            sections = hybrid.read_sections(reader)
+            blocks, first = sections.model_blocks, sections.first_model_block
+        else:
+            blocks, first = reader.blocks(), 0
         params = header.params
         layout = check_params(params)
         engine = get_engine(model_for(params, model))
         if params.start_token != engine.start_token or params.escape_token != engine.tokenizer.escape_token:
             raise FormatError("the archive's start/escape tokens do not match this model's vocabulary")
         numeric = NumericConfig(params.flash_attn, params.type_k, params.type_v)
-        with engine.lock:
-            ctx = engine.context(layout.window, numeric, max(1, lanes))
-            for raw in engine.decode_streams(ctx, _streams_of(reader.blocks(), layout), layout, progress):
-                out += raw
-                digest.update(raw)
-    trailer = reader.trailer
+        here = fingerprint.current(numeric)
+        foreign = fingerprint.differs(params.fingerprint, here)
+        if foreign:
+            warnings.warn(fingerprint.mismatch_warning(params.fingerprint, here), NacrithWarning, stacklevel=3)
+        try:
+            with engine.lock:
+                ctx = engine.context(layout.window, numeric, max(1, lanes))
+                for raw in engine.decode_streams(ctx, _streams_of(blocks, layout, first), layout, progress):
+                    out += raw
+            if sections is not None:
+                out = bytearray(sections.assemble(bytes(out)))
+            digest.update(out)
+            _check_trailer(reader.trailer, out, digest)
+        except ChecksumError as exc:
+            if not foreign:
+                raise
+            # Most likely not damage: this machine computes other logits than the writer's.
+            raise EnvironmentMismatchError(
+                fingerprint.mismatch_error(params.fingerprint, here, fingerprint.describe(numeric), exc),
+                archive_fingerprint=params.fingerprint,
+                local_fingerprint=here,
+            ) from exc
+    return bytes(out)
+
+
+def _check_trailer(trailer: container.Trailer, out: bytearray, digest) -> None:
     if trailer.original_size != len(out) or trailer.digest != digest.digest():
         raise ChecksumError(block_index=None, expected=trailer.digest.hex(), actual=digest.hexdigest())
-    return bytes(out)

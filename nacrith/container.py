@@ -42,6 +42,8 @@ __all__ = [
     "FORMAT_VERSION",
     "MODE_MODEL",
     "MODE_STORED",
+    "MODE_HYBRID",
+    "MODE_ZSTD",
     "KNOWN_MODES",
     "DIGEST_SIZE",
     "MIN_WINDOW",
@@ -79,8 +81,12 @@ FORMAT_VERSION = 1
 
 MODE_MODEL = 0  # payloads are arithmetic-coded model symbols
 MODE_STORED = 1  # payloads are the original bytes verbatim
-KNOWN_MODES = (MODE_MODEL, MODE_STORED)
-_MODE_NAMES = {MODE_MODEL: "model", MODE_STORED: "stored"}
+MODE_HYBRID = 2  # region table, zstd-coded binary regions, model-coded text (nacrith.hybrid)
+MODE_ZSTD = 3  # payloads are zstd frames of the original bytes
+KNOWN_MODES = (MODE_MODEL, MODE_STORED, MODE_HYBRID, MODE_ZSTD)
+#: Modes whose header must carry the model parameters.
+MODEL_MODES = (MODE_MODEL, MODE_HYBRID)
+_MODE_NAMES = {MODE_MODEL: "model", MODE_STORED: "stored", MODE_HYBRID: "hybrid", MODE_ZSTD: "zstd"}
 
 #: Size in bytes of the BLAKE2b digest of the original data in the trailer.
 DIGEST_SIZE = 16
@@ -123,6 +129,8 @@ class ParamKey(enum.IntEnum):
     WINDOW = 11
     SLIDE = 12
     SINKS = 13
+    ENSEMBLE = 14
+    FINGERPRINT = 15
 
 
 # Required value length per key (None: variable, 0..255 bytes).
@@ -140,8 +148,11 @@ _KEY_LENGTHS: dict[int, int | None] = {
     ParamKey.WINDOW: 4,
     ParamKey.SLIDE: 4,
     ParamKey.SINKS: 4,
+    ParamKey.FINGERPRINT: None,
+    ParamKey.ENSEMBLE: None,
 }
-_REQUIRED_KEYS = frozenset(int(k) for k in ParamKey if k != ParamKey.BACKEND)
+_OPTIONAL_KEYS = frozenset((ParamKey.BACKEND, ParamKey.FINGERPRINT, ParamKey.ENSEMBLE))
+_REQUIRED_KEYS = frozenset(int(k) for k in ParamKey if k not in _OPTIONAL_KEYS)
 
 # A few ggml tensor type ids, for display only.
 _GGML_TYPE_NAMES = {
@@ -192,6 +203,12 @@ class CodecParams:
     #: Leading positions never removed (attention sinks); sinks + slide < window.
     sinks: int
     backend: str = ""
+    #: Where the archive was made (llama.cpp build, CPU kernels, numerics), from
+    #: :mod:`nacrith.fingerprint`; informative only, "" when not recorded.
+    fingerprint: str = ""
+    #: The ensemble's settings, opaque here (parsed and checked by :mod:`nacrith.ensemble`);
+    #: empty: the LLM alone.
+    ensemble: bytes = b""
 
     def __post_init__(self) -> None:
         # Programming errors on the writing side: plain ValueError/TypeError.
@@ -212,6 +229,12 @@ class CodecParams:
             raise TypeError("backend must be a str")
         if len(self.backend.encode("utf-8")) > 255:
             raise ValueError("backend string must encode to at most 255 UTF-8 bytes")
+        if not isinstance(self.ensemble, (bytes, bytearray)) or len(self.ensemble) > 255:
+            raise ValueError("ensemble must be at most 255 bytes")
+        if not isinstance(self.fingerprint, str):
+            raise TypeError("fingerprint must be a str")
+        if len(self.fingerprint.encode("utf-8")) > 255:
+            raise ValueError("fingerprint must encode to at most 255 UTF-8 bytes")
 
 
 @dataclass(frozen=True)
@@ -275,16 +298,16 @@ class ArchiveInfo:
     @property
     def ratio(self) -> float | None:
         """original / compressed (higher is better); None for empty input."""
-        if self.total_bytes == 0 or self.compressed_size == 0:
+        if self.trailer.original_size == 0 or self.compressed_size == 0:
             return None
-        return self.total_bytes / self.compressed_size
+        return self.trailer.original_size / self.compressed_size
 
     @property
     def bits_per_byte(self) -> float | None:
         """8 * compressed / original, archive overhead included."""
-        if self.total_bytes == 0:
+        if self.trailer.original_size == 0:
             return None
-        return 8.0 * self.compressed_size / self.total_bytes
+        return 8.0 * self.compressed_size / self.trailer.original_size
 
 
 # --------------------------------------------------------------------------
@@ -346,8 +369,12 @@ def _encode_params(params: CodecParams) -> bytes:
         (ParamKey.SLIDE, _U32.pack(params.slide)),
         (ParamKey.SINKS, _U32.pack(params.sinks)),
     ]
+    if params.ensemble:
+        entries.append((ParamKey.ENSEMBLE, bytes(params.ensemble)))
+    if params.fingerprint:
+        entries.append((ParamKey.FINGERPRINT, params.fingerprint.encode("utf-8")))
     out = bytearray()
-    for key, value in entries:  # already in strictly increasing key order
+    for key, value in sorted(entries, key=lambda entry: entry[0]):  # keys strictly increasing
         out += bytes([int(key), len(value)])
         out += value
     return bytes(out)
@@ -356,13 +383,13 @@ def _encode_params(params: CodecParams) -> bytes:
 def encode_header(mode: int, params: CodecParams | None) -> bytes:
     """Serialize a v1 header (magic through header_crc).
 
-    Mode 0 requires ``params``; mode 1 accepts ``None`` (empty params).
+    Modes 0 and 2 require ``params``; modes 1 and 3 accept ``None`` (empty params).
     """
     if mode not in KNOWN_MODES:
         raise ValueError(f"unknown mode {mode!r}; v1 defines {KNOWN_MODES}")
     if params is None:
-        if mode == MODE_MODEL:
-            raise ValueError("mode 0 (model) requires CodecParams")
+        if mode in MODEL_MODES:
+            raise ValueError(f"mode {mode} ({_MODE_NAMES[mode]}) requires CodecParams")
         body = b""
     else:
         body = _encode_params(params)
@@ -494,7 +521,7 @@ def _parse_params(mode: int, raw: bytes) -> CodecParams | None:
         values[key] = value
 
     if not values:
-        if mode == MODE_MODEL:
+        if mode in MODEL_MODES:
             raise FormatError(
                 "corrupt archive header: model-coded archive has no codec parameters; "
                 + _RESTORE_HINT
@@ -516,6 +543,12 @@ def _parse_params(mode: int, raw: bytes) -> CodecParams | None:
     except UnicodeDecodeError:
         raise FormatError(
             "corrupt archive header: backend parameter is not valid UTF-8; " + _RESTORE_HINT
+        ) from None
+    try:
+        fingerprint = values.get(ParamKey.FINGERPRINT, b"").decode("utf-8")
+    except UnicodeDecodeError:
+        raise FormatError(
+            "corrupt archive header: fingerprint parameter is not valid UTF-8; " + _RESTORE_HINT
         ) from None
     kv = values[ParamKey.KV_TYPES]
     stream_tokens, window, slide, sinks = (
@@ -540,6 +573,8 @@ def _parse_params(mode: int, raw: bytes) -> CodecParams | None:
         slide=slide,
         sinks=sinks,
         backend=backend,
+        fingerprint=fingerprint,
+        ensemble=values.get(ParamKey.ENSEMBLE, b""),
     )
 
 
@@ -747,6 +782,11 @@ class ArchiveReader:
                 f"(n_symbols={bh.n_symbols}, n_bytes={bh.n_bytes}, "
                 f"payload_len={bh.payload_len}); " + _RESTORE_HINT
             )
+        if self.header.mode == MODE_ZSTD and bh.n_symbols != bh.n_bytes:
+            raise FormatError(
+                f"corrupt archive: zstd block {index} has n_symbols={bh.n_symbols} but "
+                f"n_bytes={bh.n_bytes} (they must be equal); " + _RESTORE_HINT
+            )
 
     def _read_trailer(self) -> Trailer:
         raw = self._read_exact(_TRAILER.size, "trailer")
@@ -757,7 +797,9 @@ class ArchiveReader:
                 f"corrupt archive trailer: CRC-32 mismatch (stored {stored_crc:#010x}, "
                 f"computed {actual_crc:#010x}); " + _RESTORE_HINT
             )
-        if original_size != self.total_bytes:
+        # In hybrid mode the blocks hold the region table and the two sections; the decoder
+        # checks original_size against the region table.
+        if original_size != self.total_bytes and self.header.mode != MODE_HYBRID:
             raise FormatError(
                 f"corrupt archive: trailer says {original_size} original bytes but the blocks "
                 f"add up to {self.total_bytes}; " + _RESTORE_HINT
@@ -859,6 +901,7 @@ def format_info(info: ArchiveInfo) -> str:
             ("slide", f"{p.slide} positions"),
             ("sinks", f"{p.sinks} positions"),
             ("backend", p.backend or "(not recorded)"),
+            ("fingerprint", p.fingerprint or "(not recorded)"),
         ]
     else:
         rows.append(("codec params", "(none)"))
@@ -867,7 +910,7 @@ def format_info(info: ArchiveInfo) -> str:
     rows += [
         ("blocks", str(info.n_blocks)),
         ("symbols", str(info.total_symbols)),
-        ("original size", _fmt_size(info.total_bytes)),
+        ("original size", _fmt_size(info.trailer.original_size)),
         ("compressed size", _fmt_size(info.compressed_size)),
         ("ratio", f"{ratio:.3f}x" if ratio is not None else "n/a"),
         ("bits per byte", f"{bpb:.4f}" if bpb is not None else "n/a"),

@@ -36,6 +36,7 @@ __all__ = [
     "EnvironmentMismatchError",
     "LimitError",
     "TokenizationError",
+    "NacrithWarning",
 ]
 
 
@@ -196,10 +197,20 @@ class EnvironmentMismatchError(NacrithError):
     """The runtime (llama.cpp build, backend, numerics) differs from the writer's.
 
     Neural decoding is only bit-exact under the same numerics, so the raiser
-    should name the differing component and the version to install.
+    should name the differing component and the version to install.  When a
+    checksum failed in a different environment, ``archive_fingerprint`` and
+    ``local_fingerprint`` hold both fingerprints (see ``nacrith.fingerprint``)
+    and ``__cause__`` is the :class:`ChecksumError`.
     """
 
     exit_code = 6
+
+    def __init__(
+        self, message: str, *, archive_fingerprint: str = "", local_fingerprint: str = ""
+    ) -> None:
+        self.archive_fingerprint = archive_fingerprint
+        self.local_fingerprint = local_fingerprint
+        super().__init__(message)
 
 
 class LimitError(NacrithError):
@@ -216,3 +227,17 @@ class TokenizationError(NacrithError):
     """Text could not be mapped to model tokens (or back) losslessly."""
 
     exit_code = 1
+
+
+# --------------------------------------------------------------------------
+# Warnings
+# --------------------------------------------------------------------------
+
+
+class NacrithWarning(UserWarning):
+    """Something the user should know that does not stop the work.
+
+    Example: an archive made in a different numeric environment (its
+    fingerprint differs), which is decoded anyway and verified by its
+    checksums.  The CLI prints each as one ``nacrith: warning:`` line.
+    """

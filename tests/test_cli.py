@@ -26,12 +26,15 @@ from nacrith import api, cli, container
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = os.environ.get("NACRITH_TEST_THREADS", "2")
 
-# Long enough that model coding beats the stored fallback (so the model path is exercised).
+# Long enough that model coding beats the zstd and stored fallbacks (so the model path is exercised).
 TEXT = (
     b"It was the best of times, it was the worst of times, it was the age of wisdom, it was the "
     b"age of foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the "
     b"season of Light, it was the season of Darkness, it was the spring of hope, it was the "
-    b"winter of despair.\n"
+    b"winter of despair, we had everything before us, we had nothing before us, we were all going "
+    b"direct to Heaven, we were all going direct the other way - in short, the period was so far "
+    b"like the present period, that some of its noisiest authorities insisted on its being "
+    b"received, for good or for evil, in the superlative degree of comparison only.\n"
 )
 
 

@@ -31,8 +31,8 @@ FORMATS = ROOT / "formats"
 GOLDEN = FORMATS / "golden" / "container"
 MUST_FAIL = FORMATS / "must-fail"
 
+# The number of examples comes from the fuzz profile (tests/conftest.py: "ci" or "long").
 HYP = settings(
-    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -197,7 +197,7 @@ def test_generator_reproduces_checked_in_files():
         path = FORMATS / rel
         assert path.is_file(), f"{rel} missing: run formats/make_container_examples.py"
         assert path.read_bytes() == data, f"{rel} differs from the generator"
-    on_disk = {f"must-fail/{p.name}" for p in MUST_FAIL.glob("container-*")}
+    on_disk = {f"must-fail/{p.name}" for g in ("container-*", "hybrid-*", "zstd-*") for p in MUST_FAIL.glob(g)}
     on_disk |= {f"golden/container/{p.name}" for p in GOLDEN.iterdir() if p.suffix != ".md"}
     assert on_disk == set(built)
 
@@ -715,6 +715,7 @@ def params_st(draw) -> C.CodecParams:
         slide=slide,
         sinks=draw(st.integers(0, window - 1 - slide)),
         backend=draw(st.text(max_size=40)),
+        fingerprint=draw(st.text(max_size=40)),
     )
 
 

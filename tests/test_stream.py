@@ -19,7 +19,10 @@ TEXT = (
     b"It was the best of times, it was the worst of times, it was the age of wisdom, it was the "
     b"age of foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the "
     b"season of Light, it was the season of Darkness, it was the spring of hope, it was the "
-    b"winter of despair.\n"
+    b"winter of despair, we had everything before us, we had nothing before us, we were all going "
+    b"direct to Heaven, we were all going direct the other way - in short, the period was so far "
+    b"like the present period, that some of its noisiest authorities insisted on its being "
+    b"received, for good or for evil, in the superlative degree of comparison only.\n"
 )
 SMALL = b"stored, not model coded: short input\n" * 3
 

@@ -1,0 +1,521 @@
+"""The ensemble: cheap online models that learn the document and correct the LLM.
+
+For every symbol the LLM gives logits ``z``; the ensemble turns them into float64 *scores*
+
+    s_t = a * (z_t - max z) + b_t + sum_f w_f * F_f(t)
+
+and ``cdf`` turns the scores into integer frequencies (``w = exp(s - max s)``).  The parts:
+
+* **bias head** ``b`` (one value per vocabulary entry): a per-document correction of the
+  LLM's log-probabilities, learned by gradient descent on the coding loss.
+* **token n-gram models**, orders 1..K over the token history, in hashed tables of bounded
+  size (a bucket of ``SLOTS`` successor counts per context).  A successor ``t`` seen ``c``
+  times in a context seen ``N`` times adds the feature ``c / N`` under the feature index of
+  its order, its count bucket and whether the context was deterministic.
+* **match model** (LZP on tokens): the last ``match_min`` tokens are hashed to the last place
+  they occurred; while the text keeps repeating, the token that followed is predicted, with
+  a feature per match-length bucket.  It captures long repeats (markup, URLs, code) that
+  neither the LLM window nor short n-grams see.
+* **mixer**: the weights ``a`` and ``w`` are the sum of a global set and a set selected by a
+  small context (how peaked the LLM is, the longest n-gram order that has statistics, the
+  match length), learned online by SGD on ``-log2 p``; a constant learning rate keeps them
+  following the local situation (forgetting), unlike a cumulative-loss mixture.
+
+Determinism: every operation is an IEEE binary64 ``+ - * /`` or a comparison, in a fixed order,
+compiled by numba without ``fastmath``; the only exponential is ``cdf.exp_nonpos``.  Encoder
+and decoder call the same jitted step with the same state, so they compute the same bits.
+Everything that changes the results is in :class:`EnsembleConfig`, recorded in the header.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from . import cdf
+
+SLOTS = 8  # successors kept per n-gram context
+MAX_ORDER = 6
+_COUNT_BUCKETS = 4  # N = 1, 2-3, 4-7, 8+
+_NGRAM_FEATS = _COUNT_BUCKETS * 2  # x (deterministic context or not)
+_MATCH_BUCKETS = 8
+_GAP_BUCKETS = 4
+_MATCH_STATES = 3  # none, short, long
+_MATCH_MAX_BACK = 64  # how far a new match is verified backwards (its initial length)
+_RATE_ONE = 1 << 16
+ALPHA = 1.0
+INIT_NGRAM = 0.3  # learning rates are stored as integers in units of 2**-16
+
+_CONFIG = struct.Struct("<BBBBBBHHHH")
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """Every setting of the ensemble; all of them change the bitstream.
+
+    ``version`` 0 means "LLM alone" (the other fields are then ignored and must be zero).
+    """
+
+    version: int = 1
+    ngram_order: int = 4  # 0 = no n-gram model
+    ngram_bits: int = 16  # 2**bits contexts per order
+    match_min: int = 6  # tokens hashed to find a match; 0 = no match model
+    match_bits: int = 18  # 2**bits entries in the match table
+    mixer_contexts: int = 1  # 0: one global weight set; 1: + a set selected by context
+    mix_rate: int = 300  # SGD rate of the mixer weights, units of 2**-16
+    bias_rate: int = 8000  # SGD rate of the bias head, units of 2**-16; 0 = no bias head
+    llm_rate: int = 20  # SGD rate of the LLM's weight (its inverse temperature), units of 2**-16
+    skip: int = 0  # reserved for the confidence skip; must be 0 in version 1
+
+    def check(self, error: type[Exception] = ValueError) -> "EnsembleConfig":
+        if self.version == 0:
+            if self != LLM_ONLY:
+                raise error("ensemble version 0 (LLM alone) must have every other field 0")
+            return self
+        if self.version != 1:
+            raise error(f"unknown ensemble version {self.version}")
+        if not 0 <= self.ngram_order <= MAX_ORDER:
+            raise error(f"ngram_order must be in 0..{MAX_ORDER}, got {self.ngram_order}")
+        if not 8 <= self.ngram_bits <= 22:
+            raise error(f"ngram_bits must be in 8..22, got {self.ngram_bits}")
+        if not (self.match_min == 0 or 2 <= self.match_min <= 32):
+            raise error(f"match_min must be 0 or 2..32, got {self.match_min}")
+        if not 8 <= self.match_bits <= 24:
+            raise error(f"match_bits must be in 8..24, got {self.match_bits}")
+        if self.mixer_contexts not in (0, 1):
+            raise error(f"mixer_contexts must be 0 or 1, got {self.mixer_contexts}")
+        if self.skip != 0:
+            raise error("skip must be 0 in ensemble version 1")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.version != 0
+
+    def to_bytes(self) -> bytes:
+        return _CONFIG.pack(
+            self.version, self.ngram_order, self.ngram_bits, self.match_min, self.match_bits,
+            self.mixer_contexts, self.mix_rate, self.bias_rate, self.llm_rate, self.skip,
+        )
+
+    @staticmethod
+    def from_bytes(raw: bytes, error: type[Exception] = ValueError) -> "EnsembleConfig":
+        if len(raw) != _CONFIG.size:
+            raise error(f"ensemble settings must be {_CONFIG.size} bytes, got {len(raw)}")
+        return EnsembleConfig(*_CONFIG.unpack(raw)).check(error)
+
+    def describe(self) -> str:
+        if not self.enabled:
+            return "LLM alone"
+        parts = [f"n-gram orders 1-{self.ngram_order}" if self.ngram_order else "no n-gram"]
+        parts.append(f"match >= {self.match_min} tokens" if self.match_min else "no match model")
+        parts.append(f"bias head rate {self.bias_rate / _RATE_ONE:g}" if self.bias_rate else "no bias head")
+        parts.append(f"mixer rate {self.mix_rate / _RATE_ONE:g}" + (", context sets" if self.mixer_contexts else ""))
+        return "; ".join(parts)
+
+
+LLM_ONLY = EnsembleConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+DEFAULT_ENSEMBLE = EnsembleConfig()
+# The byte layout is also stored verbatim in formats/ (container spec, key 14).
+SIZE = _CONFIG.size
+
+
+def n_features(order: int) -> int:
+    return 1 + order * _NGRAM_FEATS + _MATCH_BUCKETS
+
+
+def n_sets(order: int) -> int:
+    return _GAP_BUCKETS * (order + 1) * _MATCH_STATES
+
+
+class EnsembleState:
+    """The learned state of one stream (fresh for every stream, so streams stay independent)."""
+
+    def __init__(self, config: EnsembleConfig, n_vocab: int, capacity: int = 4096):
+        c = config.check()
+        k = c.ngram_order
+        nb = 1 << c.ngram_bits
+        self.config = c
+        self.n_vocab = n_vocab
+        # i32 settings passed to the jitted step: order, ngram mask, match_min, match mask,
+        # mixer contexts flag.
+        self.ints = np.array([k, nb - 1, c.match_min, (1 << c.match_bits) - 1, c.mixer_contexts], dtype=np.int64)
+        self.rates = np.array(
+            [c.mix_rate / _RATE_ONE, c.bias_rate / _RATE_ONE, c.llm_rate / _RATE_ONE], dtype=np.float64
+        )
+        # Token history; grows by doubling (capacity is a hint, never trusted for allocation).
+        self.hist = np.zeros(max(16, min(capacity, 1 << 16)), dtype=np.int32)
+        # counters: [n tokens seen, match ptr, match length, selected set, n candidates]
+        self.counters = np.zeros(5, dtype=np.int64)
+        self.ng_check = np.zeros((max(k, 1), nb), dtype=np.uint32)
+        self.ng_tok = np.zeros((max(k, 1), nb, SLOTS), dtype=np.int32)
+        self.ng_cnt = np.zeros((max(k, 1), nb, SLOTS), dtype=np.int32)
+        self.ng_bucket = np.zeros(max(k, 1), dtype=np.int64)  # bucket looked up for this step
+        self.match_table = np.zeros(1 << c.match_bits if c.match_min else 1, dtype=np.int32)
+        d = n_features(k)
+        self.w_global = np.zeros(d, dtype=np.float64)
+        self.w_global[0] = 1.0  # the LLM at its own temperature
+        self.w_global[1 : 1 + k * _NGRAM_FEATS] = INIT_NGRAM  # the Bayesian combination
+        self.w_sets = np.zeros((n_sets(k), d), dtype=np.float64)
+        self.bias = np.zeros(n_vocab, dtype=np.float64)
+        n_cand = max(k, 1) * SLOTS + 1
+        self.cand_tok = np.zeros(n_cand, dtype=np.int64)
+        self.cand_feat = np.zeros(n_cand, dtype=np.int64)
+        self.cand_val = np.zeros(n_cand, dtype=np.float64)
+
+    def arrays(self):
+        return (
+            self.ints, self.rates, self.hist, self.counters, self.ng_check, self.ng_tok, self.ng_cnt,
+            self.ng_bucket, self.match_table, self.w_global, self.w_sets, self.bias,
+            self.cand_tok, self.cand_feat, self.cand_val,
+        )
+
+    def _room(self) -> None:
+        if self.counters[0] >= self.hist.shape[0]:  # the jitted step writes hist[n]
+            grown = np.zeros(2 * self.hist.shape[0], dtype=np.int32)
+            grown[: self.hist.shape[0]] = self.hist
+            self.hist = grown
+
+    def encode(self, logits: np.ndarray, token: int, work: np.ndarray) -> tuple[int, int]:
+        """Code ``token`` (an LLM token id) after these logits: ``(cum_low, freq)``; learns."""
+        if not 0 <= token < self.n_vocab or logits.shape[0] != self.n_vocab or work.shape[0] < self.n_vocab:
+            raise ValueError("ensemble: token, logits or scratch do not match the vocabulary")
+        self._room()
+        return _encode_step(logits, token, work, *self.arrays())
+
+    def decode(self, logits: np.ndarray, target: int, work: np.ndarray) -> tuple[int, int, int]:
+        """The token whose interval holds ``target``: ``(token, cum_low, freq)``; learns."""
+        if logits.shape[0] != self.n_vocab or work.shape[0] < self.n_vocab:
+            raise ValueError("ensemble: logits or scratch do not match the vocabulary")
+        self._room()
+        return _decode_step(logits, target, work, *self.arrays())
+
+
+# -- jitted parts ---------------------------------------------------------------------------
+
+_H1 = np.uint64(0x9E3779B97F4A7C15)
+_H2 = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
+@njit(cache=True, inline="always")
+def _mix(h, t):
+    h = (h ^ np.uint64(t + 1)) * _H1
+    return h ^ (h >> np.uint64(29))
+
+
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+
+
+@njit(cache=True)
+def ln_pos(x):
+    """Natural log of ``x`` clamped to ``[1e-300, 1e300]``, from basic IEEE operations only
+    (no libm, so every machine gets the same bits): ``x = m * 2**e`` with
+    ``m`` in ``[sqrt(1/2), sqrt(2))``, ``ln m = 2 atanh((m - 1) / (m + 1))`` by its series."""
+    x = min(max(x, 1e-300), 1e300)
+    bits = np.float64(x).view(np.int64)
+    e = ((bits >> 52) & 0x7FF) - 1023
+    m = np.int64((bits & 0x000FFFFFFFFFFFFF) | (1023 << 52)).view(np.float64)
+    if m > 1.4142135623730951:
+        m = m * 0.5
+        e += 1
+    f = (m - 1.0) / (m + 1.0)
+    q = f * f
+    t = 1.0 / 21.0
+    t = t * q + 1.0 / 19.0
+    t = t * q + 1.0 / 17.0
+    t = t * q + 1.0 / 15.0
+    t = t * q + 1.0 / 13.0
+    t = t * q + 1.0 / 11.0
+    t = t * q + 1.0 / 9.0
+    t = t * q + 1.0 / 7.0
+    t = t * q + 1.0 / 5.0
+    t = t * q + 1.0 / 3.0
+    t = t * q + 1.0
+    ef = np.float64(e)
+    return ef * _LN2_HI + (ef * _LN2_LO + 2.0 * f * t)
+
+
+@njit(cache=True)
+def _count_bucket(n):
+    if n < 2:
+        return 0
+    if n < 4:
+        return 1
+    if n < 8:
+        return 2
+    return 3
+
+
+@njit(cache=True)
+def _match_bucket(length):
+    if length < 8:
+        return 0
+    if length < 12:
+        return 1
+    if length < 16:
+        return 2
+    if length < 24:
+        return 3
+    if length < 32:
+        return 4
+    if length < 48:
+        return 5
+    if length < 64:
+        return 6
+    return 7
+
+
+@njit(cache=True)
+def _gap_bucket(logits):
+    """How peaked the LLM is: the gap between its two largest logits, in 4 buckets."""
+    a = -np.inf
+    b = -np.inf
+    for i in range(logits.shape[0]):
+        x = np.float64(logits[i])
+        if x > a:
+            b = a
+            a = x
+        elif x > b:
+            b = x
+    g = a - b
+    if not g < np.inf:  # NaN or inf: treat as very peaked
+        return 3
+    if g < 1.0:
+        return 0
+    if g < 2.5:
+        return 1
+    if g < 5.0:
+        return 2
+    return 3
+
+
+@njit(cache=True)
+def _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table,
+              cand_tok, cand_feat, cand_val):
+    """Look up the n-gram contexts and the match for the next token; fill the candidate list.
+
+    Returns (number of candidates, selected weight set).
+    """
+    order, ng_mask, match_min, match_mask, use_sets = ints[0], ints[1], ints[2], ints[3], ints[4]
+    n = counters[0]
+    nc = 0
+    longest = 0
+    h = np.uint64(0)
+    for k in range(order):
+        if k >= n:
+            ng_bucket[k] = -1
+            continue
+        h = _mix(h, hist[n - 1 - k])
+        hk = (h ^ np.uint64(k + 1)) * _H2
+        bucket = np.int64(hk & np.uint64(ng_mask))
+        check = np.uint32((hk >> np.uint64(32)) | np.uint64(1))
+        ng_bucket[k] = bucket
+        if ng_check[k, bucket] != check:
+            continue
+        total = 0
+        distinct = 0
+        for s in range(ng_tok.shape[2]):
+            c = ng_cnt[k, bucket, s]
+            if c > 0:
+                total += c
+                distinct += 1
+        if total == 0:
+            continue
+        longest = k + 1
+        feat = 1 + k * _NGRAM_FEATS + _count_bucket(total) * 2 + (1 if distinct == 1 else 0)
+        for s in range(ng_tok.shape[2]):
+            c = ng_cnt[k, bucket, s]
+            if c > 0:
+                cand_tok[nc] = ng_tok[k, bucket, s]
+                cand_feat[nc] = feat
+                cand_val[nc] = np.float64(c)  # a count; _scores turns it into the feature
+                nc += 1
+    mstate = 0
+    if match_min > 0:
+        length = counters[2]
+        if length > 0:
+            ptr = counters[1]
+            cand_tok[nc] = hist[ptr]
+            cand_feat[nc] = 1 + order * _NGRAM_FEATS + _match_bucket(length)
+            cand_val[nc] = -1.0  # marks the match candidate
+            nc += 1
+            mstate = 1 if length < 16 else 2
+    if use_sets:
+        sel = (_gap_bucket(logits) * (order + 1) + longest) * 3 + mstate
+    else:
+        sel = -1
+    counters[3] = sel
+    counters[4] = nc
+    return nc
+
+
+@njit(cache=True)
+def _scores(logits, work, v, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc):
+    """Write the mixed scores into ``work[:v]``; returns the LLM logits' maximum."""
+    mx = -np.inf
+    for i in range(v):
+        x = np.float64(logits[i])
+        if x > mx and x < np.inf:
+            mx = x
+    a = w_global[0]
+    if sel >= 0:
+        a = a + w_sets[sel, 0]
+    z = 0.0
+    for i in range(nc):
+        if cand_val[i] > 0.0:  # n-gram candidates need the LLM's probabilities
+            for i in range(v):
+                z += cdf.exp_nonpos(np.float64(logits[i]) - mx)
+            break
+    # n-gram feature: with the LLM as the Dirichlet prior of a context's successor counts,
+    # P(t) = (c_t + alpha p_t) / (N + alpha), whose log-ratio to the LLM is ln(1 + c_t / (alpha p_t))
+    # for seen successors and a constant for the rest (which the softmax ignores).
+    for j in range(nc):
+        c = cand_val[j]
+        if c > 0.0:
+            p = cdf.exp_nonpos(np.float64(logits[cand_tok[j]]) - mx) / z
+            cand_val[j] = ln_pos(1.0 + c / (ALPHA * max(p, 1e-12)))
+        else:
+            cand_val[j] = 1.0
+    for i in range(v):
+        work[i] = a * (np.float64(logits[i]) - mx) + bias[i]
+    for j in range(nc):
+        f = cand_feat[j]
+        w = w_global[f]
+        if sel >= 0:
+            w = w + w_sets[sel, f]
+        work[cand_tok[j]] += w * cand_val[j]
+    return mx
+
+
+@njit(cache=True)
+def _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias,
+           cand_tok, cand_feat, cand_val, nc):
+    """One SGD step on -ln p(token); ``work[:v]`` holds the weights ``w_i`` (p_i = w_i * 2**44 / S)."""
+    mix_rate = rates[0]
+    bias_rate = rates[1]
+    llm_rate = rates[2]
+    to_p = np.float64(1 << cdf.WEIGHT_BITS) / np.float64(s_fixed)
+    # d(-ln p_y)/d s_t = p_t - [t == y]
+    if llm_rate > 0.0:
+        e_llm = 0.0
+        for i in range(v):
+            e_llm += work[i] * (np.float64(logits[i]) - mx)
+        g0 = e_llm * to_p - (np.float64(logits[token]) - mx)
+        w_global[0] = min(4.0, max(0.05, w_global[0] - llm_rate * g0))
+        if sel >= 0:
+            w_sets[sel, 0] = min(4.0, max(-2.0, w_sets[sel, 0] - llm_rate * g0))
+    if mix_rate > 0.0:
+        for j in range(nc):
+            t = cand_tok[j]
+            g = work[t] * to_p * cand_val[j]
+            if t == token:
+                g -= cand_val[j]
+            f = cand_feat[j]
+            w_global[f] = min(24.0, max(-8.0, w_global[f] - mix_rate * g))
+            if sel >= 0:
+                w_sets[sel, f] = min(24.0, max(-8.0, w_sets[sel, f] - mix_rate * g))
+    if bias_rate > 0.0:
+        r = bias_rate * to_p
+        for i in range(v):
+            bias[i] -= r * work[i]
+        bias[token] += bias_rate
+        if bias[token] > 16.0:
+            bias[token] = 16.0
+
+
+@njit(cache=True)
+def _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table):
+    """Enter ``token`` into the history, the n-gram tables and the match model."""
+    order, match_min, match_mask = ints[0], ints[2], ints[3]
+    n = counters[0]
+    for k in range(order):
+        bucket = ng_bucket[k]
+        if bucket < 0:
+            continue
+        # recompute the check of this context (same hash as _features)
+        h = np.uint64(0)
+        for j in range(k + 1):
+            h = _mix(h, hist[n - 1 - j])
+        hk = (h ^ np.uint64(k + 1)) * _H2
+        check = np.uint32((hk >> np.uint64(32)) | np.uint64(1))
+        if ng_check[k, bucket] != check:
+            ng_check[k, bucket] = check
+            for s in range(ng_tok.shape[2]):
+                ng_cnt[k, bucket, s] = 0
+        found = -1
+        low = 0
+        for s in range(ng_tok.shape[2]):
+            if ng_cnt[k, bucket, s] > 0 and ng_tok[k, bucket, s] == token:
+                found = s
+                break
+            if ng_cnt[k, bucket, s] < ng_cnt[k, bucket, low]:
+                low = s
+        if found >= 0:
+            ng_cnt[k, bucket, found] += 1
+            if ng_cnt[k, bucket, found] > 1000:
+                for s in range(ng_tok.shape[2]):
+                    ng_cnt[k, bucket, s] = (ng_cnt[k, bucket, s] + 1) >> 1
+        else:
+            ng_tok[k, bucket, low] = token
+            ng_cnt[k, bucket, low] = 1
+    hist[n] = token
+    n += 1
+    counters[0] = n
+    if match_min > 0:
+        length = counters[2]
+        if length > 0:
+            if hist[counters[1]] == token:
+                counters[1] += 1
+                counters[2] = length + 1
+            else:
+                counters[2] = 0
+        if n >= match_min:
+            h = np.uint64(0)
+            for j in range(match_min):
+                h = _mix(h, hist[n - 1 - j])
+            slot = np.int64(h & np.uint64(match_mask))
+            if counters[2] == 0:
+                cand = np.int64(match_table[slot])  # position after an earlier occurrence
+                if cand > 0 and cand < n:
+                    # verify (hash collisions) and measure the match backwards
+                    length = 0
+                    while length < _MATCH_MAX_BACK and length < cand and hist[cand - 1 - length] == hist[n - 1 - length]:
+                        length += 1
+                    if length >= match_min:
+                        counters[1] = cand
+                        counters[2] = length
+            match_table[slot] = n
+
+
+@njit(cache=True)
+def _encode_step(logits, token, work, ints, rates, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket,
+                 match_table, w_global, w_sets, bias, cand_tok, cand_feat, cand_val):
+    v = logits.shape[0]
+    nc = _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table,
+                   cand_tok, cand_feat, cand_val)
+    sel = counters[3]
+    mx = _scores(logits, work, v, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc)
+    lo, f, s_fixed = cdf.interval_from_scores(work, v, token)
+    _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias, cand_tok, cand_feat,
+           cand_val, nc)
+    _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table)
+    return lo, f
+
+
+@njit(cache=True)
+def _decode_step(logits, target, work, ints, rates, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket,
+                 match_table, w_global, w_sets, bias, cand_tok, cand_feat, cand_val):
+    v = logits.shape[0]
+    nc = _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table,
+                   cand_tok, cand_feat, cand_val)
+    sel = counters[3]
+    mx = _scores(logits, work, v, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc)
+    token, lo, f, s_fixed = cdf.symbol_from_scores(work, v, target)
+    _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias, cand_tok, cand_feat,
+           cand_val, nc)
+    _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table)
+    return token, lo, f

@@ -1,0 +1,166 @@
+"""The numeric environment that made an archive: a short text recorded in its header.
+
+Why: decoding repeats the encoder's floating-point computation, and llama.cpp's results
+depend on more than the settings the header pins (model, flash attention, K/V types): its
+version and the CPU kernels it picked (AVX2, AVX-512, VNNI, ARM dot-product ...) may change
+the last bits of a logit, and one changed bit in one logit can change the integer CDF.  The
+per-block CRC-32 and the BLAKE2b digest catch that, but a bare checksum error sends people
+looking for a damaged file.  So every model-coded archive records where it was made
+(container key 15, ``fingerprint``), the decoder warns when its own environment differs, and
+a checksum failure in a different environment says so, naming both.
+
+The full description (:func:`describe`, about 250 bytes) would cost more than a short
+archive's whole payload, so the header gets a compact form (:func:`current`, under 40
+bytes): the machine, llama.cpp's best enabled SIMD level and 48 bits of a hash of the full
+description, e.g. ``x86_64 AVX512_BF16 9c0e41d2a7b3``.  Equal fingerprints mean "same
+environment as far as we can tell"; they are compared only for equality.
+
+The fingerprint is informative only: it never changes how an archive is decoded, and the
+choice between model coding and stored mode ignores its size (see ``codec.compress``), so
+that choice does not depend on the machine either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import io
+import platform
+from typing import Protocol
+
+from . import container
+
+# CPU features, as /proc/cpuinfo spells them, that choose between ggml's kernels (x86:
+# "flags" line; ARM: "Features" line).  Other flags (aes, sha, ...) do not matter here.
+KERNEL_FLAGS = (
+    # x86
+    "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512vbmi", "avx512_vnni",
+    "avx512_bf16", "amx_int8", "amx_bf16",
+    # ARM
+    "asimdhp", "asimddp", "i8mm", "sve", "sve2", "bf16",
+)
+
+# llama.cpp's feature names, best first: the first one enabled names the SIMD level.
+_SIMD_LEVELS = (
+    "AMX_INT8", "AVX512_BF16", "AVX512_VNNI", "AVX512", "AVX_VNNI", "AVX2", "AVX", "SSE3",
+    "SME", "SVE", "MATMUL_INT8", "DOTPROD", "NEON",
+)
+
+_GGML_TYPES = {0: "f32", 1: "f16", 8: "q8_0", 30: "bf16"}
+_HASH_BYTES = 6
+
+
+class Numeric(Protocol):
+    """What the fingerprint needs of :class:`nacrith.codec.NumericConfig`."""
+
+    flash_attn: bool
+    type_k: int
+    type_v: int
+
+
+def cpu_features(cpuinfo: str | None = None) -> str:
+    """The machine and its kernel-selecting CPU features, e.g. ``x86_64 avx avx2 fma``."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:  # not Linux: the machine name is all we know
+            cpuinfo = ""
+    present: set[str] = set()
+    for line in cpuinfo.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() in ("flags", "Features"):
+            present.update(value.split())
+            break  # every core reports the same list
+    return " ".join([platform.machine() or "unknown"] + [f for f in KERNEL_FLAGS if f in present])
+
+
+def ggml_features(system_info: str) -> list[str]:
+    """The features llama.cpp reports as enabled, from ``llama_print_system_info``.
+
+    ``"CPU : SSE3 = 1 | AVX = 1 | AVX512 = 0 | ..."`` gives ``["SSE3", "AVX"]``.
+    """
+    enabled = []
+    for item in system_info.replace("\n", "|").split("|"):
+        name, eq, value = item.rpartition("=")
+        name = name.split(":")[-1].strip()
+        if eq and name and value.strip() == "1":
+            enabled.append(name)
+    return enabled
+
+
+def simd_level(features: list[str]) -> str:
+    """The best SIMD level among llama.cpp's enabled features (``none`` if it names none)."""
+    return next((level for level in _SIMD_LEVELS if level in features), "none")
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> tuple[str, str]:
+    """(full description, SIMD level) of the parts that do not depend on the archive."""
+    import llama_cpp
+
+    from .native import BACKEND, system_info
+
+    try:
+        llama_version = llama_cpp.llama_version().decode("ascii", "replace")
+    except (AttributeError, OSError):  # older bindings lack llama_version()
+        llama_version = "?"
+    features = ggml_features(system_info())
+    text = f"{BACKEND} (llama.cpp {llama_version}); ggml {' '.join(features)}; cpu {cpu_features()}"
+    return text, simd_level(features)
+
+
+def _type_name(t: int) -> str:
+    return _GGML_TYPES.get(t, str(t))
+
+
+def describe(numeric: Numeric) -> str:
+    """Everything the fingerprint stands for, readable (shown in error messages)."""
+    settings = f"fa={int(numeric.flash_attn)} kv={_type_name(numeric.type_k)}/{_type_name(numeric.type_v)}"
+    return f"{settings}; {_environment()[0]}"
+
+
+def compact(description: str, level: str) -> str:
+    """The header form: machine, SIMD level and a hash of the full description."""
+    digest = hashlib.blake2b(description.encode("utf-8"), digest_size=_HASH_BYTES).hexdigest()
+    return f"{platform.machine() or 'unknown'} {level} {digest}"
+
+
+def current(numeric: Numeric) -> str:
+    """This process's fingerprint for archives coded with ``numeric``."""
+    return compact(describe(numeric), _environment()[1])
+
+
+def differs(recorded: str, local: str) -> bool:
+    """Whether an archive's fingerprint names another environment (unrecorded: no)."""
+    return bool(recorded) and recorded != local
+
+
+def mismatch_warning(recorded: str, local: str) -> str:
+    return (
+        f"this archive was made in a different numeric environment (archive: {recorded}; "
+        f"here: {local}); decoding proceeds, and the checksums will show whether this machine "
+        "computes the same results"
+    )
+
+
+def mismatch_error(recorded: str, local: str, details: str, cause: Exception) -> str:
+    return (
+        f"{cause} -- the archive was made in a different numeric environment, which computes "
+        f"other model results (archive: {recorded}; here: {local} = {details}). Decode it on a "
+        "machine whose fingerprint matches: same llama-cpp-python build and CPU features."
+    )
+
+
+def restamp(archive: bytes, value: str) -> bytes:
+    """``archive`` (its first member) with the header's fingerprint replaced; ``""`` removes it.
+
+    For tests and golden files, whose bytes must not depend on the machine that made them.
+    The header CRC is recomputed; nothing else changes.
+    """
+    header = container.ArchiveReader(io.BytesIO(archive)).header
+    if header.params is None:
+        return archive
+    params = dataclasses.replace(header.params, fingerprint=value)
+    return container.encode_header(header.mode, params) + archive[header.size :]

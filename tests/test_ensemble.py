@@ -1,0 +1,191 @@
+"""The ensemble (n-gram, bias head, match model, mixer): exact symmetry, learning, settings.
+
+Most tests use synthetic logits (no model), so they are fast and can try many cases; the
+model-level tests at the end prove that archives record the settings and decode with them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from nacrith import cdf, container
+from nacrith.coder import ArithmeticDecoder, ArithmeticEncoder
+from nacrith.ensemble import (
+    DEFAULT_ENSEMBLE,
+    LLM_ONLY,
+    EnsembleConfig,
+    EnsembleState,
+    ln_pos,
+)
+from nacrith.errors import FormatError
+
+V = 512
+
+
+def _logits(n: int, seed: int, flat: bool = False) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if flat:
+        return np.zeros((n, V), dtype=np.float32)
+    return (rng.standard_normal((n, V)) * 3).astype(np.float32)
+
+
+def _tokens(n: int, seed: int) -> list[int]:
+    """A sequence with structure: a repeated phrase interleaved with noise."""
+    rng = np.random.default_rng(seed)
+    phrase = list(rng.integers(0, V, 12))
+    out: list[int] = []
+    while len(out) < n:
+        out += phrase if rng.random() < 0.6 else list(rng.integers(0, V, 5))
+    return [int(t) for t in out[:n]]
+
+
+def _encode(config: EnsembleConfig, logits: np.ndarray, tokens: list[int]) -> bytes:
+    work = np.empty(V)
+    enc = ArithmeticEncoder()
+    state = EnsembleState(config, V, 16) if config.enabled else None
+    for row, tok in zip(logits, tokens):
+        enc.encode(*(state.encode(row, tok, work) if state else cdf.interval_from_logits(row, tok, work)))
+    return enc.finish()
+
+
+def _decode(config: EnsembleConfig, logits: np.ndarray, payload: bytes) -> list[int]:
+    work = np.empty(V)
+    dec = ArithmeticDecoder(payload)
+    state = EnsembleState(config, V, 16) if config.enabled else None
+    out = []
+    for row in logits:
+        if state:
+            tok, lo, f = state.decode(row, dec.target(), work)
+        else:
+            tok, lo, f = cdf.symbol_from_logits(row, dec.target(), work)
+        dec.consume(lo, f)
+        out.append(int(tok))
+    return out
+
+
+def test_config_bytes_round_trip():
+    configs = [DEFAULT_ENSEMBLE, LLM_ONLY, EnsembleConfig(ngram_order=6, match_min=0, mixer_contexts=0)]
+    for c in configs:
+        assert EnsembleConfig.from_bytes(c.to_bytes()) == c
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"version": 2},
+        {"ngram_order": 7},
+        {"ngram_bits": 7},
+        {"ngram_bits": 23},
+        {"match_min": 1},
+        {"match_bits": 25},
+        {"mixer_contexts": 2},
+        {"skip": 1},
+    ],
+)
+def test_config_rejects_bad_values(change):
+    bad = dataclasses.replace(DEFAULT_ENSEMBLE, **change)
+    with pytest.raises(FormatError):
+        EnsembleConfig.from_bytes(bad.to_bytes(), FormatError)
+
+
+def test_config_rejects_wrong_length_and_half_disabled():
+    raw = DEFAULT_ENSEMBLE.to_bytes()
+    with pytest.raises(FormatError):
+        EnsembleConfig.from_bytes(raw[:-1], FormatError)
+    with pytest.raises(FormatError):
+        EnsembleConfig.from_bytes(dataclasses.replace(LLM_ONLY, ngram_order=3).to_bytes(), FormatError)
+
+
+def test_ln_pos_matches_libm_closely():
+    rng = np.random.default_rng(1)
+    xs = np.concatenate([np.exp(rng.uniform(-600, 600, 2000)), [1.0, 2.0, 0.5, 1e-300, 1e300, 1.4142135623730951]])
+    for x in xs:
+        assert abs(ln_pos(float(x)) - math.log(x)) <= 4e-16 * max(1.0, abs(math.log(x)))
+    assert ln_pos(0.0) == ln_pos(1e-300)  # clamped, not -inf
+
+
+@pytest.mark.parametrize("config", [DEFAULT_ENSEMBLE, EnsembleConfig(ngram_order=2, match_min=3, mixer_contexts=0)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_decoder_repeats_encoder_exactly(config, seed):
+    logits = _logits(700, seed)
+    tokens = _tokens(700, seed)
+    payload = _encode(config, logits, tokens)
+    assert _decode(config, logits, payload) == tokens
+
+
+def test_ensemble_learns_what_the_llm_does_not_know():
+    # Flat logits: the LLM alone costs log2(V) = 9 bits per token; the n-gram and match models
+    # must learn the repeated phrase.
+    logits = _logits(3000, 0, flat=True)
+    tokens = _tokens(3000, 5)
+    llm_bits = 8 * len(_encode(LLM_ONLY, logits, tokens))
+    ens_bits = 8 * len(_encode(DEFAULT_ENSEMBLE, logits, tokens))
+    assert llm_bits > 9 * 2990
+    assert ens_bits < 0.5 * llm_bits
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("ngram_order", 2),
+        ("ngram_bits", 9),
+        ("match_min", 4),
+        ("match_bits", 9),
+        ("mixer_contexts", 0),
+        ("mix_rate", 2000),
+        ("bias_rate", 100),
+        ("llm_rate", 200),
+    ],
+)
+def test_every_setting_changes_the_code_and_is_needed_to_decode(field, value):
+    logits = _logits(1500, 3)
+    tokens = _tokens(1500, 3)
+    changed = dataclasses.replace(DEFAULT_ENSEMBLE, **{field: value})
+    assert getattr(DEFAULT_ENSEMBLE, field) != value
+    a = _encode(DEFAULT_ENSEMBLE, logits, tokens)
+    b = _encode(changed, logits, tokens)
+    assert a != b
+    assert _decode(changed, logits, b) == tokens
+    assert _decode(DEFAULT_ENSEMBLE, logits, b) != tokens  # the recorded setting is required
+
+
+def test_history_grows_past_its_initial_capacity():
+    state = EnsembleState(DEFAULT_ENSEMBLE, V, 16)
+    work = np.empty(V)
+    row = _logits(1, 0)[0]
+    for t in _tokens(100, 1):
+        state.encode(row, t, work)
+    assert state.hist.shape[0] >= 100 and state.counters[0] == 100
+
+
+def test_rejects_mismatched_vocabulary():
+    state = EnsembleState(DEFAULT_ENSEMBLE, V, 16)
+    with pytest.raises(ValueError):
+        state.encode(np.zeros(V + 1, dtype=np.float32), 0, np.empty(V + 1))
+    with pytest.raises(ValueError):
+        state.encode(np.zeros(V, dtype=np.float32), V, np.empty(V))
+
+
+# -- with the model -------------------------------------------------------------------------
+
+TEXT = (
+    b"<li><a href=\"https://example.org/a\">first</a></li>\n"
+    b"<li><a href=\"https://example.org/b\">second</a></li>\n"
+    b"<li><a href=\"https://example.org/c\">third</a></li>\n"
+    b"<li><a href=\"https://example.org/d\">fourth</a></li>\n"
+)
+
+
+@pytest.mark.parametrize(
+    "ensemble", [DEFAULT_ENSEMBLE, LLM_ONLY, EnsembleConfig(ngram_order=2, match_min=4, mixer_contexts=0, bias_rate=0)]
+)
+def test_archives_record_the_ensemble_and_decode_with_it(codec, ensemble):
+    archive = codec.compress(TEXT, ensemble=ensemble, fallback=False)
+    header = container.ArchiveReader(__import__("io").BytesIO(archive)).header
+    recorded = header.params.ensemble
+    assert recorded == (ensemble.to_bytes() if ensemble.enabled else b"")
+    assert codec.decompress(archive) == TEXT
