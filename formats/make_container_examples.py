@@ -218,7 +218,7 @@ def build() -> dict[str, bytes]:
     files[m + "container-version-2.nc"] = header(1, b"", version=2) + fox[stored_hdr_len:]
     files[m + "container-unknown-mode.nc"] = header(255, b"") + fox[stored_hdr_len:]
     files[m + "container-unknown-param-key.nc"] = header(
-        0, b"".join(model_params_entries()) + tlv(14, b"\x00")
+        0, b"".join(model_params_entries()) + tlv(16, b"\x00")
     )
     entries = model_params_entries()
     entries[0], entries[1] = entries[1], entries[0]

@@ -1054,7 +1054,8 @@ def explain_cmd(file, output, force, max_bytes, region_bytes, model, threads,
         meter.close()
     layout = ", ".join(f"{k} {getattr(codec.layout, k)}" for k in ("block_tokens", "stream_tokens", "window", "slide", "sinks"))
     page = explain.render_html(records, part, name=_display(file), total_size=len(data),
-                               about=f"Model {mf.name}; {layout}.", region_bytes=region_bytes)
+                               about=f"Model {mf.name}; {layout}.", region_bytes=region_bytes,
+                               ensemble=codec.layout.ensemble)
     _write_file(output, page.encode("utf-8"))
     if not quiet:
         bits = sum(r.bits for r in records)

@@ -4,22 +4,23 @@ Why: a single bits-per-byte number hides everything interesting.  Users want to 
 parts of their data the model finds predictable; developers want to see where the model
 fails (names, numbers, markup, a change of language).  The page shows the text with every
 token shaded from green (cheap) to red (expensive); hovering a token shows what it cost,
-what the model expected instead (its five most probable tokens) and, once the codec mixes
-several predictors, each one's share of the prediction.  A summary gives bits per byte for
-the whole and per region.
+what the predictor expected instead (its five most probable tokens) and the probability the
+LLM alone and the ensemble gave the token.  A summary gives bits per byte for the whole and
+per region, and what the ensemble saved over the LLM alone.
 
 Two parts, kept apart on purpose:
 
-* :func:`token_records` is the **only** place that asks for probabilities.  Today it runs
-  the LLM alone over the same streams and sliding window as the encoder (so a token's
-  context is the context it is coded in) and takes a float64 softmax of each row of logits.
-  When the codec's prediction changes (the ensemble), only this function changes.
+* :func:`token_records` is the **only** place that asks for probabilities.  It runs the
+  encoder's own steps (``Engine.stream_rows``: the same streams and sliding window, so a
+  token's context is the context it is coded in; a fresh ensemble state per stream that sees
+  every symbol in order) and reads the coder's integer frequency of each symbol.
 * :func:`render_html` turns records into the page: inline CSS and a little JavaScript, no
   external resources, every piece of the input HTML-escaped, bytes that are not printable
   text shown as ``\\xNN``.
 
-Costs are the model's ideal code lengths, ``-log2 p``; an escaped byte costs its escape
-symbol plus 8 raw bits.  The archive adds its integer rounding and framing on top.
+Costs are what the arithmetic coder spends, ``log2(2**24 / freq)`` for the symbol's integer
+frequency ``freq``; an escaped byte costs its escape symbol plus 8 raw bits.  So the page's
+total is the size of the coded payload, up to the coder's flush and the archive's framing.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ import html
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
 from . import cdf
 from .codec import ESCAPE_BITS, Engine, Layout, NumericConfig, Progress
+from .ensemble import EnsembleConfig
 
 DEFAULT_MAX_BYTES = 20000  # the model runs at about a hundred tokens per second on a CPU
 DEFAULT_REGION_BYTES = 1024
@@ -41,44 +43,40 @@ TOP_ALTERNATIVES = 5
 # No token costs more than the coder's smallest frequency allows (every symbol gets one).
 MAX_TOKEN_BITS = float(cdf.TOTAL_BITS)
 ESCAPE_LABEL = "(escape: a raw byte follows)"
-# Shown on the page: where token_records' probabilities come from.
-SOURCE_NOTE = "Probabilities from the language model alone."
+# Names of the predictors in TokenRecord.probabilities, on the page and in the tooltips.
+LLM_ALONE = "LLM alone"
+ENSEMBLE = "ensemble"
+# Shown on the page: which predictor token_records followed (filled by source_note).
+SOURCE_NOTE = "Predictor: {}, as the encoder codes it."
 SPECIAL_LABEL = "(special token {})"
 _SPECIAL = re.compile(r"\(special token \d+\)")
 
 
 @dataclass
 class TokenRecord:
-    """One coded symbol: what it covers, what it cost, and what the model expected."""
+    """One coded symbol: what it covers, what it cost, and what the predictor expected."""
 
     start: int  # byte span [start, end) of the input
     end: int
     symbol: int  # token id, or n_vocab + byte for an escaped byte
     text: str  # the bytes for display (undecodable or control bytes as \xNN)
-    bits: float
-    probability: float  # of the token, or of the escape symbol for an escaped byte
-    alternatives: list[tuple[str, float]]  # the model's most probable tokens, best first
-    shares: dict[str, float] = field(default_factory=lambda: {"llm": 1.0})  # predictor -> weight
+    bits: float  # what the coder spends: log2(2**24 / freq), + 8 for an escaped byte
+    probability: float  # of the token (of the escape symbol for an escaped byte), predictor used
+    alternatives: list[tuple[str, float]]  # the predictor's most probable tokens, best first
+    # Probability each predictor gave the coded token: {LLM_ALONE: p} or {LLM_ALONE: p, ENSEMBLE: p}.
+    shares: dict[str, float] = field(default_factory=dict)
     escaped: bool = False  # a raw byte coded as the escape symbol plus 8 bits
+    llm_bits: float = 0.0  # what the coder would spend with the LLM alone (= bits without ensemble)
+
+
+def source_note(ensemble: EnsembleConfig) -> str:
+    """The page's line on which predictor the costs come from."""
+    if not ensemble.enabled:
+        return SOURCE_NOTE.format("the language model alone")
+    return SOURCE_NOTE.format(f"the language model mixed with the ensemble ({ensemble.describe()})")
 
 
 # -- probabilities: the one function that knows where they come from ------------------------
-
-
-def _stream_logits(engine: Engine, ctx, stream: np.ndarray, layout: Layout) -> Iterator[np.ndarray]:
-    """Batches of logit rows for a stream, row k predicting symbol k, exactly as the encoder
-    computes them (start token, the same window slides, escapes seen as the escape token)."""
-    inputs = np.concatenate(([engine.start_token], engine.llm_tokens(stream[:-1])))
-    ctx.clear()
-    pos = i = 0
-    while i < len(inputs):
-        if pos == layout.window:
-            ctx.slide(0, layout.sinks, layout.slide, layout.window)
-            pos -= layout.slide
-        n = min(ctx.n_batch, layout.window - pos, len(inputs) - i)
-        yield ctx.decode(inputs[i : i + n], pos)
-        pos += n
-        i += n
 
 
 def token_records(
@@ -91,14 +89,12 @@ def token_records(
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> list[TokenRecord]:
-    """Per symbol of ``data``: byte span, bits, the model's ``top`` alternatives and shares.
-
-    Uses the LLM alone (shares ``{"llm": 1.0}``), a float64 softmax of each row of logits.
-    """
+    """Per symbol of ``data``: byte span, the coder's bits, the ``top`` alternatives and the
+    probability each predictor gave the symbol, as the encoder with ``layout`` codes it."""
     layout.check()
     tokenizer = engine.tokenizer
-    n_vocab, escape = engine.n_vocab, tokenizer.escape_token
     records: list[TokenRecord] = []
+    work = np.empty(engine.n_vocab, dtype=np.float64)
     with engine.lock:
         symbols = tokenizer.encode(data)
         if on_total:
@@ -109,37 +105,42 @@ def token_records(
         offset = 0
         for s in range(0, len(symbols), layout.stream_tokens):
             stream = symbols[s : s + layout.stream_tokens]
-            k = 0
-            for rows in _stream_logits(engine, ctx, stream, layout):
-                for row in rows:
-                    sym = int(stream[k])
-                    k += 1
-                    raw = tokenizer.symbol_bytes(sym)
-                    records.append(_record(engine, row, sym, raw, offset, top, escape, n_vocab))
-                    offset += len(raw)
-                if progress:
-                    progress(len(rows))
+            # The ensemble learns as it goes: like the encoder's, it starts fresh for each
+            # stream and must see every symbol of it, in order.
+            mixer = engine.new_mixer(layout, len(stream))
+            for k, row in engine.stream_rows(ctx, stream, layout, progress):
+                sym = int(stream[k])
+                raw = tokenizer.symbol_bytes(sym)
+                records.append(_record(engine, mixer, row, sym, raw, offset, top, work))
+                offset += len(raw)
     return records
 
 
-def _record(engine: Engine, row: np.ndarray, sym: int, raw: bytes, offset: int, top: int,
-            escape: int, n_vocab: int) -> TokenRecord:
-    z = row.astype(np.float64)
-    z[~np.isfinite(z)] = -np.inf  # as in cdf: a non-finite logit means probability 0
-    z -= z.max()
-    p = np.exp(z)
-    p /= p.sum()
+def _record(engine: Engine, mixer, row: np.ndarray, sym: int, raw: bytes, offset: int, top: int,
+            work: np.ndarray) -> TokenRecord:
+    n_vocab, escape = engine.n_vocab, engine.tokenizer.escape_token
     escaped = sym >= n_vocab
-    prob = float(p[escape if escaped else sym])
-    bits = min(MAX_TOKEN_BITS, -math.log2(prob) if prob > 0 else MAX_TOKEN_BITS)
-    if escaped:
-        bits += ESCAPE_BITS
+    token = escape if escaped else sym
+    extra = ESCAPE_BITS if escaped else 0
+    # The LLM alone, exactly as the coder would quantise it; cdf leaves its weights in work.
+    _, freq = cdf.interval_from_logits(row, token, work)
+    llm_bits = cdf.TOTAL_BITS - math.log2(freq) + extra
+    p_llm = float(work[token] / work[:n_vocab].sum())
+    shares = {LLM_ALONE: p_llm}
+    if mixer is not None:
+        # The coded interval; the ensemble leaves its final weights in work (and learns).
+        _, freq = mixer.encode(row, token, work)
+    p = work[:n_vocab] / work[:n_vocab].sum()
+    prob = float(p[token])
+    if mixer is not None:
+        shares[ENSEMBLE] = prob
     best = np.argpartition(p, -top)[-top:]
     best = best[np.argsort(-p[best], kind="stable")]
     alternatives = [(_alternative_text(engine, int(t), escape), float(p[t])) for t in best]
     return TokenRecord(
-        start=offset, end=offset + len(raw), symbol=sym, text=display_text(raw, escaped), bits=bits,
-        probability=prob, alternatives=alternatives, escaped=escaped,
+        start=offset, end=offset + len(raw), symbol=sym, text=display_text(raw, escaped),
+        bits=cdf.TOTAL_BITS - math.log2(freq) + extra, probability=prob, alternatives=alternatives,
+        shares=shares, escaped=escaped, llm_bits=llm_bits,
     )
 
 
@@ -303,7 +304,8 @@ _JS = """
 
 
 def tooltip(rec: TokenRecord) -> str:
-    """What hovering a token shows: cost, byte span, the model's alternatives, the shares."""
+    """What hovering a token shows: cost, byte span, the predictor's alternatives and the
+    probability each predictor (the LLM alone, the ensemble) gave the token."""
     if rec.escaped:
         head = (f"{rec.bits:.2f} bits for escaped byte {rec.text}: escape symbol "
                 f"(p = {_percent(rec.probability)}) + {ESCAPE_BITS} raw bits")
@@ -314,7 +316,7 @@ def tooltip(rec: TokenRecord) -> str:
     for text, p in rec.alternatives:
         shown = text if text == ESCAPE_LABEL or _SPECIAL.fullmatch(text) else _quoted(text)
         lines.append(f"  {shown.ljust(width)}  {_percent(p):>7}")
-    lines.append("shares: " + ", ".join(f"{name} {100 * share:.0f}%" for name, share in rec.shares.items()))
+    lines.append("p(token): " + ", ".join(f"{name} {_percent(p)}" for name, p in rec.shares.items()))
     return "\n".join(lines)
 
 
@@ -330,6 +332,15 @@ def _format_bpb(bits: float, n_bytes: int) -> str:
     return f"{bits / n_bytes:.3f}" if n_bytes else "-"
 
 
+def _comparison(records: list[TokenRecord], n_bytes: int, total_bits: float) -> str:
+    """One line: the coder's total with the LLM alone against the ensemble (both computed anyway)."""
+    llm_bits = math.fsum(r.llm_bits for r in records)
+    saved = 100 * (llm_bits - total_bits) / llm_bits if llm_bits else 0.0
+    return (f'<p class="note" id="llm-vs-ensemble">LLM alone: <span id="llm-bits">{llm_bits:,.1f}</span> bits '
+            f"({_format_bpb(llm_bits, n_bytes)} bpb); with the ensemble: {total_bits:,.1f} bits "
+            f"({_format_bpb(total_bits, n_bytes)} bpb), {abs(saved):.1f}% {'fewer' if saved >= 0 else 'more'}.</p>")
+
+
 def render_html(
     records: list[TokenRecord],
     data: bytes,
@@ -338,15 +349,23 @@ def render_html(
     total_size: int | None = None,
     about: str = "",
     region_bytes: int = DEFAULT_REGION_BYTES,
+    ensemble: EnsembleConfig | None = None,
 ) -> str:
     """The self-contained report page for ``records`` of ``data`` (the explained bytes).
 
     ``name`` titles the page; ``total_size`` is the whole file's size when only its start was
-    explained; ``about`` is one line on how the costs were computed (model, layout).
+    explained; ``about`` is one line on how the costs were computed (model, layout);
+    ``ensemble`` is the layout's ensemble the records were made with, described on the page
+    (None: the page only says whether the records used one).
     """
     esc = html.escape
     n_bytes = records[-1].end if records else 0
     total_bits = math.fsum(r.bits for r in records)
+    mixed = any(ENSEMBLE in r.shares for r in records)
+    if ensemble is not None:
+        note = source_note(ensemble)
+    else:
+        note = SOURCE_NOTE.format("the language model mixed with the ensemble" if mixed else "the language model alone")
     parts = regions(records, data, region_bytes)
     scope = f"{n_bytes:,} bytes"
     if total_size is not None and total_size > n_bytes:
@@ -358,18 +377,21 @@ def render_html(
         f"<title>nacrith explain: {esc(name)}</title>",
         f"<style>{_CSS}{_shade_css()}\n</style></head><body>\n<header>",
         f"<h1>nacrith explain: <code>{esc(name)}</code></h1>",
-        f'<p class="note">{esc(scope[0].upper() + scope[1:])}. Each token is shaded by the bits it costs, '
-        f"&minus;log<sub>2</sub> of the probability the model gave it (an escaped byte: its escape "
-        f"symbol plus {ESCAPE_BITS} raw bits); the archive adds rounding and framing. "
-        f"{esc(SOURCE_NOTE)} {esc(about)}</p>",
+        f'<p class="note">{esc(scope[0].upper() + scope[1:])}. Each token is shaded by the bits the '
+        f"arithmetic coder spends on it, log<sub>2</sub>(2<sup>{cdf.TOTAL_BITS}</sup> / its integer "
+        f"frequency) (an escaped byte: its escape symbol plus {ESCAPE_BITS} raw bits); the archive adds "
+        f"the coder's flush and framing. {esc(note)} {esc(about)}</p>",
         '<div class="row"><table class="summary"><tr><th>bytes</th><th>tokens</th><th>total bits</th>'
         "<th>bits per byte</th></tr>",
         f'<tr><td id="total-bytes">{n_bytes:,}</td><td id="total-tokens">{len(records):,}</td>'
         f'<td id="total-bits">{total_bits:,.1f}</td><td id="total-bpb">{_format_bpb(total_bits, n_bytes)}</td>'
         "</tr></table>",
         _legend(),
-        "</div></header>",
+        "</div>",
     ]
+    if mixed:
+        out.append(_comparison(records, n_bytes, total_bits))
+    out.append("</header>")
     # The side column: the token panel, then the regions (it stays in view while scrolling).
     side = ['<aside><div id="detail"><div class="head">token under the mouse (click to pin); '
             'first shown: the most expensive</div><pre id="detail-text"></pre></div>']

@@ -465,9 +465,12 @@ def test_stream_keys_order():
             bytes([k, 4]) + struct.pack("<I", getattr(params, n)) for k, n in STREAM_KEYS.items()
         )
         assert C.ArchiveReader(io.BytesIO(raw)).header.params == params
-    # The next registered key would be 14: still unknown, hence unsupported.
-    with pytest.raises(E.UnsupportedVersionError, match="key 14"):
-        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(entries) + b"\x0e\x00")))
+    # The next registered key would be 16: still unknown, hence unsupported.
+    with pytest.raises(E.UnsupportedVersionError, match="key 16"):
+        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(entries) + b"\x10\x00")))
+    # Key 14 (ensemble) is registered with a fixed length of 14 bytes.
+    with pytest.raises(E.FormatError, match="ensemble"):
+        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(entries) + b"\x0e\x01\x01")))
 
 
 VALID_STREAM_PARAMS = [

@@ -1,13 +1,14 @@
 """``nacrith explain``: token records, the HTML page, the command, and a real browser.
 
 One ~200-byte input (with markup to escape, a tab, CRLF and an undecodable byte) is run
-through the model once per module; the page tests work on those records.
+through the model twice per module, with the default layout (the LLM mixed with the
+ensemble) and with the LLM alone; the page tests work on those records.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
+import html
 import math
 import os
 import re
@@ -20,8 +21,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nacrith import cli, explain
+from nacrith import cdf, cli, codec, explain
 from nacrith.codec import Layout, NumericConfig
+from nacrith.ensemble import LLM_ONLY
 
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = os.environ.get("NACRITH_TEST_THREADS", "2")
@@ -34,14 +36,25 @@ DATA = (
 )
 
 
+LLM_ONLY_LAYOUT = dataclasses.replace(Layout(), ensemble=LLM_ONLY)
+
+
 @pytest.fixture(scope="module")
 def records(engine):
+    """With the default layout: the LLM mixed with the ensemble."""
+    assert Layout().ensemble.enabled
     return explain.token_records(engine, DATA)
 
 
 @pytest.fixture(scope="module")
+def llm_records(engine):
+    return explain.token_records(engine, DATA, LLM_ONLY_LAYOUT)
+
+
+@pytest.fixture(scope="module")
 def page(records):
-    return explain.render_html(records, DATA, name="in<put>.txt", total_size=len(DATA) + 50, about="test run")
+    return explain.render_html(records, DATA, name="in<put>.txt", total_size=len(DATA) + 50, about="test run",
+                               ensemble=Layout().ensemble)
 
 
 class PageParser(HTMLParser):
@@ -101,44 +114,81 @@ def test_records_cover_the_input_in_order(records, engine):
     assert escaped[0].bits >= 8  # escape symbol + 8 raw bits
 
 
-def test_records_carry_probabilities_and_alternatives(records):
-    for r in records:
+@pytest.mark.parametrize("which", ["records", "llm_records"])
+def test_records_carry_the_coders_costs_and_probabilities(which, request, engine):
+    """Bits are the coder's exact cost of an integer frequency (at least 1 of 2**24) that is
+    the record's probability quantised as cdf does it; alternatives come from the same
+    distribution."""
+    total, n_vocab = cdf.TOTAL, engine.n_vocab
+    for r in request.getfixturevalue(which):
         assert 0 < r.probability <= 1
-        expected = min(-math.log2(r.probability), explain.MAX_TOKEN_BITS) + (8 if r.escaped else 0)
-        assert r.bits == pytest.approx(expected)
+        coded = r.bits - (8 if r.escaped else 0)
+        assert 0 <= coded <= explain.MAX_TOKEN_BITS
+        freq = 2 ** (cdf.TOTAL_BITS - coded)
+        assert freq == pytest.approx(round(freq), abs=1e-6)
+        freq = round(freq)
+        # freq = 1 + floor(p * (TOTAL - V)), and the most probable symbol also gets the remainder.
+        assert r.probability * (total - n_vocab) * (1 - 1e-9) < freq
         probs = [p for _, p in r.alternatives]
+        most_probable = r.probability >= probs[0] * (1 - 1e-12)
+        assert freq <= r.probability * (total - n_vocab) * (1 + 1e-9) + 1 + (n_vocab if most_probable else 0)
         assert len(probs) == explain.TOP_ALTERNATIVES
         assert probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-9
         # The coded token is among the alternatives exactly when it is at least as likely as
         # the fifth; escapes are listed under their own label.
         if not r.escaped and r.probability > probs[-1] * (1 + 1e-9):
             assert r.text in [t for t, _ in r.alternatives]
-        assert r.shares == {"llm": 1.0}
 
 
-def _llm_only(layout: Layout) -> Layout:
-    """``layout`` with the codec's ensemble (where this version has one) switched off, since
-    token_records computes the LLM's costs alone; drop this once it follows the ensemble."""
-    try:
-        from nacrith.ensemble import LLM_ONLY
-    except ImportError:
-        return layout
-    return dataclasses.replace(layout, ensemble=LLM_ONLY)
+def test_records_give_each_predictors_probability(records, llm_records):
+    """Both runs see the same logits: the LLM's probability and cost in the ensemble run are
+    those of the LLM-alone run, and the ensemble's are the ones coded."""
+    assert [r.symbol for r in records] == [r.symbol for r in llm_records]
+    for mixed, alone in zip(records, llm_records):
+        assert list(alone.shares) == [explain.LLM_ALONE]
+        assert alone.shares[explain.LLM_ALONE] == alone.probability
+        assert alone.llm_bits == alone.bits
+        assert list(mixed.shares) == [explain.LLM_ALONE, explain.ENSEMBLE]
+        assert mixed.shares[explain.ENSEMBLE] == mixed.probability
+        assert mixed.shares[explain.LLM_ALONE] == pytest.approx(alone.probability, rel=1e-12)
+        assert mixed.llm_bits == pytest.approx(alone.bits, abs=1e-12)
+    # The ensemble is really used: it moves some probabilities.
+    assert any(r.bits != r.llm_bits for r in records)
 
 
-def test_record_costs_match_what_the_encoder_writes(records, engine):
-    """The records use the encoder's contexts: their bits sum to the size of the payload the
-    encoder writes for the same symbols with the same predictor (plus the coder's flush and
-    integer rounding).  The encoder is called directly: whole archives of a few hundred bytes
-    may pick another mode (stored, zstd) instead."""
-    layout = _llm_only(Layout())
+class RecordingEncoder(codec.ArithmeticEncoder):
+    """The codec's encoder, noting the cost of every interval it codes."""
+
+    costs: list[float] = []
+
+    def encode(self, cum_low: int, freq: int) -> None:
+        self.costs.append(cdf.TOTAL_BITS - math.log2(freq))
+        super().encode(cum_low, freq)
+
+
+@pytest.mark.parametrize("which", ["records", "llm_records"])
+def test_record_costs_match_what_the_encoder_writes(which, request, engine, monkeypatch):
+    """The records follow the encoder (contexts, ensemble state, integer frequencies): each
+    symbol costs what the encoder's intervals cost (an escape: its symbol, then 8 raw bits),
+    and the bits sum to the size of the payload it writes, up to the coder's flush (2 bits +
+    padding to a byte) and its range truncation (below 0.025 bit a symbol: the range stays
+    above 2**30).  The encoder is called directly: whole archives of a few hundred bytes may
+    pick another mode (stored, zstd) instead."""
+    records = request.getfixturevalue(which)
+    layout = Layout() if which == "records" else LLM_ONLY_LAYOUT
     symbols = engine.tokenizer.encode(DATA)
     assert len(symbols) == len(records) <= layout.block_tokens  # one stream, one block
+    monkeypatch.setattr(codec, "ArithmeticEncoder", RecordingEncoder)
+    monkeypatch.setattr(RecordingEncoder, "costs", [])
     with engine.lock:
         payloads = engine.encode_stream(engine.context(layout.window, NumericConfig()), symbols, layout, None)
+    expected = []
+    for r in records:
+        expected += [r.bits - 8, 8.0] if r.escaped else [r.bits]
+    assert RecordingEncoder.costs == pytest.approx(expected, abs=1e-9)
     payload_bits = 8 * sum(len(p) for p in payloads)
-    ideal = math.fsum(r.bits for r in records)
-    assert ideal - 1 <= payload_bits <= ideal + 40 + 0.01 * len(records)
+    coded = math.fsum(r.bits for r in records)
+    assert coded - 8 <= payload_bits <= coded + 2 + 7 + 0.025 * len(records)
 
 
 def test_streams_restart_the_context(engine, records):
@@ -198,14 +248,37 @@ def test_page_total_is_the_sum_of_the_token_bits(page, records):
     assert float(parsed.by_id["total-bpb"]) == pytest.approx(total / len(DATA), abs=0.001)
 
 
-def test_page_tooltips_list_alternatives_and_shares(page, records):
+def _parse_percent(text: str) -> float:
+    return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+
+
+def test_page_tooltips_list_alternatives_and_each_predictors_probability(page, records):
     parsed = parse(page)
     for token, rec in zip(parsed.tokens, records):
         tip = token["attrs"]["title"]
-        assert "shares: llm 100%" in tip
+        line = re.search(r"^p\(token\): LLM alone (\S+), ensemble (\S+)$", tip, re.M)
+        assert line, tip
+        llm, mixed = (_parse_percent(x) for x in line.groups())
+        assert llm == pytest.approx(rec.shares[explain.LLM_ALONE], rel=0.05, abs=0.0006)
+        assert mixed == pytest.approx(rec.probability, rel=0.05, abs=0.0006)
         assert tip.count("\n  ") == len(rec.alternatives)
     worst = max(range(len(records)), key=lambda k: records[k].bits)
     assert f'data-worst="t{worst}"' in page
+
+
+def test_page_compares_the_llm_alone_with_the_ensemble(page, records, llm_records):
+    parsed = parse(page)
+    llm_bits = float(parsed.by_id["llm-bits"].replace(",", ""))
+    assert llm_bits == pytest.approx(math.fsum(r.llm_bits for r in records), abs=0.05)
+    assert f"{math.fsum(r.bits for r in records):,.1f} bits" in parsed.by_id["llm-vs-ensemble"]
+    assert html.escape(explain.source_note(Layout().ensemble)) in page
+    assert Layout().ensemble.describe() in explain.source_note(Layout().ensemble)
+    # The LLM alone: no comparison, and the page says so.
+    alone = parse(explain.render_html(llm_records, DATA, name="x", ensemble=LLM_ONLY))
+    assert "llm-vs-ensemble" not in alone.by_id
+    assert "p(token): LLM alone " in alone.tokens[0]["attrs"]["title"]
+    assert "ensemble" not in alone.tokens[0]["attrs"]["title"]
+    assert html.escape(explain.source_note(LLM_ONLY)) in explain.render_html(llm_records, DATA, name="x")
 
 
 def test_page_escapes_the_input(page):
