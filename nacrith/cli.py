@@ -45,6 +45,7 @@ from .codec import (
     check_params,
     model_for,
 )
+from .ensemble import LLM_ONLY
 from .errors import ChecksumError, NacrithError, NacrithWarning
 
 SUFFIX = ".nc"
@@ -486,9 +487,16 @@ def get_codec(model: str | None, threads: int | None, layout: Layout = Layout(),
     return codec
 
 
+def _remember_ensemble(ctx: click.Context, param, value: str | None) -> None:
+    # Kept out of every command's signature: _layout reads it back from the context.
+    ctx.meta["nacrith.ensemble"] = value
+
+
 def _layout(block_tokens, stream_tokens, window, slide, sinks) -> Layout:
     """The layout options as a checked Layout (bad combinations are usage errors)."""
     default = Layout()
+    ctx = click.get_current_context(silent=True)
+    off = ctx is not None and ctx.meta.get("nacrith.ensemble") == "off"
     try:
         return Layout(
             block_tokens or default.block_tokens,
@@ -496,6 +504,7 @@ def _layout(block_tokens, stream_tokens, window, slide, sinks) -> Layout:
             window or default.window,
             default.slide if slide is None else slide,
             default.sinks if sinks is None else sinks,
+            LLM_ONLY if off else default.ensemble,
         ).check(click.BadParameter)
     except click.BadParameter as exc:
         raise click.UsageError(str(exc)) from None
@@ -598,6 +607,9 @@ _LAYOUT_OPTIONS = [
                  help=f"Tokens dropped from the window when it is full [{_D.slide}]."),
     click.option("--sinks", type=click.IntRange(min=0), metavar="N",
                  help=f"First tokens of a stream never dropped (attention sinks) [{_D.sinks}]."),
+    click.option("--ensemble", type=click.Choice(["on", "off"]), expose_value=False, callback=_remember_ensemble,
+                 help="Mix the LLM with the online n-gram, bias-head and match models (on), or use the LLM alone "
+                      "(off: a few % larger, a few % faster) [on]."),
 ]
 _lanes_option = click.option(
     "--lanes", type=click.IntRange(1, 64), default=DEFAULT_LANES, show_default=True, metavar="N",
