@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent / "golden" / "model"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+from nacrith.ensemble import LLM_ONLY, EnsembleConfig  # noqa: E402
 
 # (name, original bytes, layout)
 CASES = [
@@ -30,6 +32,16 @@ CASES = [
         + b"The model still has to win against storing the bytes, so here is some ordinary English "
         + b"prose that it predicts well: the cat sat on the mat, and the dog sat on the rug.\r\n",
         dict(block_tokens=16, stream_tokens=48, window=24, slide=6, sinks=3),
+    ),
+    (
+        "llm-alone",
+        b"Without the ensemble the LLM's logits are coded directly (header without key 14).\n",
+        dict(ensemble=LLM_ONLY),
+    ),
+    (
+        "repeats-ensemble",
+        b"".join(b'<tr><td class="k">row %d</td><td><a href="/items/%d">item</a></td></tr>\n' % (i, i * 7) for i in range(8)),
+        dict(ensemble=EnsembleConfig(ngram_order=2, match_min=4, mixer_contexts=0, bias_rate=2000)),
     ),
 ]
 

@@ -16,6 +16,7 @@ from typing import Callable
 from . import codec, container, models
 from .codec import DEFAULT_LANES, Engine, Layout, NumericConfig, Progress
 from .errors import FormatError
+from .workers import WorkerPool, plan as plan_workers
 
 
 class Codec:
@@ -23,7 +24,10 @@ class Codec:
 
     Layout settings (``block_tokens``, ``stream_tokens``, ``window``, ``slide``, ``sinks``; see
     :class:`nacrith.codec.Layout`) change the bitstream and are recorded in each archive;
-    ``threads`` and ``lanes`` (streams decoded together) change only the speed.
+    ``threads``, ``lanes`` (streams decoded together) and ``workers`` (processes that code
+    whole streams, each with its own model; see :mod:`nacrith.workers`) change only the
+    speed.  ``threads`` is the total for all workers.  Call :meth:`close` (or use ``with``)
+    to stop the workers early; they are stopped at exit in any case.
     """
 
     def __init__(
@@ -32,12 +36,15 @@ class Codec:
         *,
         threads: int | None = None,
         lanes: int = DEFAULT_LANES,
+        workers: int = 1,
         limits: container.Limits = container.DEFAULT_LIMITS,
         **layout: int,
     ):
         self.model = model
         self.threads = threads
         self.lanes = lanes
+        self.workers = workers
+        self._pools: dict[tuple, WorkerPool] = {}
         self.limits = limits
         self.layout = Layout(**layout).check()
         self._engines: dict[str, Engine] = {}
@@ -46,7 +53,34 @@ class Codec:
         eng = self._engines.get(model_file.sha256)
         if eng is None:
             eng = self._engines[model_file.sha256] = Engine(model_file, threads=self.threads)
+        eng.workers = self._pool(model_file, eng.threads)
         return eng
+
+    def _pool(self, model_file: models.ModelFile, total_threads: int) -> WorkerPool | None:
+        """The worker pool for ``model_file`` under the current settings (None: in-process).
+
+        Started lazily by its first archive; a pool for other settings is stopped."""
+        processes, threads = plan_workers(self.workers, total_threads)
+        if processes < 2:
+            return None
+        key = (model_file.sha256, processes, threads)
+        if key not in self._pools:
+            for old in [k for k in self._pools if k[0] == model_file.sha256]:
+                self._pools.pop(old).close()
+            self._pools[key] = WorkerPool(model_file, processes, threads)
+        return self._pools[key]
+
+    def close(self) -> None:
+        """Stop this codec's worker processes (a later call starts new ones)."""
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+
+    def __enter__(self) -> "Codec":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def compress(
         self,

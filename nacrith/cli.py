@@ -22,6 +22,7 @@ parses options, names files, moves bytes and formats reports.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import io
@@ -34,11 +35,11 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 import click
 
-from . import __version__, api, bench, bench_report, container, explain, models
+from . import __version__, api, bench, bench_report, chunked, container, explain, models
 from .codec import (
     DEFAULT_LANES,
     Layout,
@@ -65,6 +66,7 @@ Exit status:
   5    model not installed, not found, or not the archive's model
   6    runtime environment differs from the one that wrote the archive
   7    a size declared by the archive exceeds a safety limit
+  8    a worker process died (--workers)
   130  interrupted (Ctrl-C)
   143  terminated (SIGTERM)
 """
@@ -176,7 +178,7 @@ _LONG_MODE_FLAGS = {
 _CLUSTER_FLAGS = set("dzltcfkqv")  # short flags without a value that may be combined (-dc)
 _VALUE_OPTIONS = {
     "-o", "--output", "--model", "-T", "--threads", "--lanes",
-    "--block-tokens", "--stream-tokens", "--window", "--slide", "--sinks",
+    "--block-tokens", "--stream-tokens", "--window", "--slide", "--sinks", "--workers", "--chunk-bytes",
 }
 
 
@@ -459,6 +461,20 @@ def _read_input(src: str) -> tuple[bytes, os.stat_result | None]:
         return f.read(), st if stat.S_ISREG(st.st_mode) else None
 
 
+@contextlib.contextmanager
+def _open_input(src: str) -> Iterator[tuple[BinaryIO, os.stat_result | None]]:
+    """The input as a binary file object (read in pieces: memory stays bounded), with its
+    status when it is a regular file."""
+    if src == STDIO:
+        yield sys.stdin.buffer, None
+        return
+    with open(src, "rb") as f:
+        st = os.fstat(f.fileno())
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(21, "Is a directory", src)
+        yield f, st if stat.S_ISREG(st.st_mode) else None
+
+
 def _write_stdout(data: bytes) -> None:
     out = sys.stdout.buffer
     try:
@@ -478,12 +494,15 @@ def _write_stdout(data: bytes) -> None:
 _codecs: dict[tuple[str | None, int | None], api.Codec] = {}
 
 
-def get_codec(model: str | None, threads: int | None, layout: Layout = Layout(), lanes: int = DEFAULT_LANES) -> api.Codec:
+def get_codec(
+    model: str | None, threads: int | None, layout: Layout = Layout(), lanes: int = DEFAULT_LANES, workers: int = 1
+) -> api.Codec:
     codec = _codecs.get((model, threads))
     if codec is None:
         codec = _codecs[(model, threads)] = api.Codec(model, threads=threads)
     codec.layout = layout
     codec.lanes = lanes
+    codec.workers = workers
     return codec
 
 
@@ -529,8 +548,9 @@ class Meter:
             self.bar = tqdm(
                 total=n, desc=self.desc, unit="tok", file=sys.stderr, leave=False, dynamic_ncols=True
             )
-        else:
-            self.bar.reset(total=n)
+        else:  # a running total (one bar across the members of a chunked file)
+            self.bar.total = n
+            self.bar.refresh()
 
     def __call__(self, n: int) -> None:
         _check_signal()
@@ -611,6 +631,11 @@ _LAYOUT_OPTIONS = [
                  help="Mix the LLM with the online n-gram, bias-head and match models (on), or use the LLM alone "
                       "(off: a few % larger, a few % faster) [on]."),
 ]
+_workers_option = click.option(
+    "--workers", type=click.IntRange(1, 256), default=1, show_default=True, metavar="N",
+    help="Worker processes, each with its own model, coding whole streams (speed only; "
+    "at most one per llama.cpp thread: -T is the total).",
+)
 _lanes_option = click.option(
     "--lanes", type=click.IntRange(1, 64), default=DEFAULT_LANES, show_default=True, metavar="N",
     help="Streams decoded together in one model call (speed only).",
@@ -687,14 +712,17 @@ def main() -> None:
 @click.option("--verify", is_flag=True,
               help="Decode each new archive and compare it with the input before keeping it "
                    "(decoding takes longer than compressing).")
+@_workers_option
+@click.option("--chunk-bytes", type=click.IntRange(min=1), metavar="N",
+              help=f"Input bytes per archive member; bounds memory (changes the output) [{chunked.CHUNK_BYTES}].")
 @click.pass_context
 def compress(
     ctx, files, output, to_stdout, force, keep, quiet, verbose, model, threads,
-    block_tokens, stream_tokens, window, slide, sinks, verify,
+    block_tokens, stream_tokens, window, slide, sinks, verify, workers, chunk_bytes,
 ):
     """Compress FILEs to FILE.nc (standard input to standard output)."""
     files = _inputs(files, output, to_stdout)
-    codec = get_codec(model, threads, _layout(block_tokens, stream_tokens, window, slide, sinks))
+    codec = get_codec(model, threads, _layout(block_tokens, stream_tokens, window, slide, sinks), workers=workers)
     warned = []
 
     def one(src: str) -> None:
@@ -703,40 +731,39 @@ def compress(
             raise UserError(
                 "refusing to write compressed data to a terminal; redirect stdout, use -o FILE, or -f to force"
             )
-        data, st = _read_input(src)
-        if data:  # load the model outside the timed region
-            codec.engine(models.resolve(codec.model))
-            _check_signal()
-        meter = Meter(_bar_wanted(quiet), _display(src))
-        t0 = time.perf_counter()
-        try:
-            if job.dest is None:
-                archive = codec.compress(data, progress=meter, on_total=meter.total)
-                seconds = time.perf_counter() - t0
+        with _open_input(src) as (source, st):
+            if st is None or st.st_size:  # load the model outside the timed region
+                codec.engine(models.resolve(codec.model))
+                _check_signal()
+            meter = Meter(_bar_wanted(quiet), _display(src))
+            verifying = [0.0]  # seconds spent in --verify, left out of the speed
+
+            def check(member: bytes, chunk: bytes) -> None:
+                if verify:  # each member before it is written (memory: one chunk)
+                    t = time.perf_counter()
+                    _verify(codec, member, chunk, True, src)
+                    verifying[0] += time.perf_counter() - t
+
+            options = dict(chunk_bytes=chunk_bytes, progress=meter, on_total=meter.total, check=check)
+            t0 = time.perf_counter()
+            try:
+                if job.dest is None:
+                    report = chunked.compress(codec, source, _write_stdout, **options)
+                else:
+                    with AtomicOutput(job.dest) as out:
+                        report = chunked.compress(codec, source, out.file.write, **options)
+                        out.commit(st)
+            finally:
                 meter.close()
-                if verify:
-                    _verify(codec, archive, data, quiet, src)
-                _write_stdout(archive)
-            else:
-                with AtomicOutput(job.dest) as out:
-                    archive = codec.compress(data, progress=meter, on_total=meter.total)
-                    seconds = time.perf_counter() - t0
-                    meter.close()
-                    out.file.write(archive)
-                    if verify:  # what the file system gives back, not what we meant to write
-                        out.file.flush()
-                        with open(out.tmp, "rb") as f:
-                            _verify(codec, f.read(), data, quiet, src)
-                    out.commit(st)
-        finally:
-            meter.close()
+            seconds = time.perf_counter() - t0 - verifying[0]
         _finish(job, keep, quiet, warned)
         if not quiet:
-            infos = api.scan(archive)
+            infos = report.members
             stored = all(i.header.mode == container.MODE_STORED for i in infos)
-            notes = ["stored: the model could not shrink it" if stored and data else "", "verified" if verify else ""]
+            notes = ["stored: the model could not shrink it" if stored and report.original else "",
+                     "verified" if verify else ""]
             note = "; ".join(n for n in notes if n)
-            _say(summary_line(src, job.dest, len(data), len(archive), meter.count, seconds,
+            _say(summary_line(src, job.dest, report.original, report.compressed, meter.count, seconds,
                               compressing=True, note=note))
             if verbose:
                 for line in _verbose_lines(infos):
@@ -779,46 +806,63 @@ def _finish(job: Job, keep: bool, quiet: bool, warned: list) -> None:
 @_io_options
 @click.option("-l", "--list", "list_only", is_flag=True, help="Describe the archives (like 'nacrith info').")
 @_lanes_option
+@_workers_option
 @click.pass_context
-def decompress(ctx, files, output, to_stdout, force, keep, quiet, verbose, model, threads, list_only, lanes):
+def decompress(ctx, files, output, to_stdout, force, keep, quiet, verbose, model, threads, list_only, lanes, workers):
     """Decompress FILE.nc to FILE (standard input to standard output)."""
     files = _inputs(files, output, to_stdout)
     if list_only:
         ctx.exit(_for_each(files, _print_info))
-    codec = get_codec(model, threads, lanes=lanes)
+    codec = get_codec(model, threads, lanes=lanes, workers=workers)
     warned = []
 
     def one(src: str) -> None:
         job = plan(src, compressing=False, output=output, to_stdout=to_stdout, force=force)
-        archive, st = _read_input(src)
-        infos = api.scan(archive, codec.limits)  # structural check before any output exists
-        _preload(codec, infos, model)
-        _check_signal()
-        meter = Meter(_bar_wanted(quiet), _display(src))
-        t0 = time.perf_counter()
-        try:
-            if job.dest is None:
-                data = codec.decompress(archive, progress=meter, on_total=meter.total)
+        with _open_input(src) as (source, st):
+            meter = _prepare_decoding(codec, source, model, quiet, src)
+            t0 = time.perf_counter()
+            try:
+                if job.dest is None:
+                    report = chunked.decompress(codec, source, _write_stdout, progress=meter)
+                else:
+                    with AtomicOutput(job.dest) as out:
+                        report = chunked.decompress(codec, source, out.file.write, progress=meter)
+                        out.commit(st)
+            finally:
                 meter.close()
-                _write_stdout(data)
-            else:
-                with AtomicOutput(job.dest) as out:
-                    data = codec.decompress(archive, progress=meter, on_total=meter.total)
-                    meter.close()
-                    out.file.write(data)
-                    out.commit(st)
-        finally:
-            meter.close()
-        seconds = time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
         _finish(job, keep, quiet, warned)
         if not quiet:
-            _say(summary_line(src, job.dest, len(data), len(archive), _model_symbols(infos), seconds,
+            infos = report.members
+            _say(summary_line(src, job.dest, report.original, report.compressed, _model_symbols(infos), seconds,
                               compressing=False))
             if verbose:
                 for line in _verbose_lines(infos):
                     _say(line)
 
     ctx.exit(_for_each(files, one))
+
+
+def _prepare_decoding(codec: api.Codec, source: BinaryIO, model: str | None, quiet: bool, src: str) -> "Meter":
+    """Check a seekable input's structure and load its model before any output exists (a
+    pipe is checked member by member as it is decoded); the progress meter, with its total
+    when known."""
+    meter = Meter(_bar_wanted(quiet), _display(src))
+    if _seekable(source):
+        start = source.tell()
+        infos = container.read_info_all(source, codec.limits)  # payloads skipped: memory bounded
+        source.seek(start)
+        _preload(codec, infos, model)
+        meter.total(sum(i.total_symbols for i in infos))
+    _check_signal()
+    return meter
+
+
+def _seekable(f: BinaryIO) -> bool:
+    try:
+        return f.seekable()
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def _preload(codec: api.Codec, infos: list[container.ArchiveInfo], model: str | None) -> None:
@@ -860,21 +904,22 @@ def info(ctx, files):
 @_model_option
 @_threads_option
 @_lanes_option
+@_workers_option
 @click.pass_context
-def test_cmd(ctx, files, quiet, model, threads, lanes):
+def test_cmd(ctx, files, quiet, model, threads, lanes, workers):
     """Decode archives completely and check them, writing nothing (like 'zstd -t')."""
-    codec = get_codec(model, threads, lanes=lanes)
+    codec = get_codec(model, threads, lanes=lanes, workers=workers)
 
     def one(src: str) -> None:
-        archive, _ = _read_input(src)
-        meter = Meter(_bar_wanted(quiet), _display(src))
-        t0 = time.perf_counter()
-        try:
-            data = codec.decompress(archive, progress=meter, on_total=meter.total)
-        finally:
-            meter.close()
+        with _open_input(src) as (source, _):
+            meter = _prepare_decoding(codec, source, model, quiet, src)
+            t0 = time.perf_counter()
+            try:
+                report = chunked.decompress(codec, source, None, progress=meter)
+            finally:
+                meter.close()
         if not quiet:
-            click.echo(f"{_display(src)}: OK ({len(data):,} bytes, {time.perf_counter() - t0:.2f} s)")
+            click.echo(f"{_display(src)}: OK ({report.original:,} bytes, {time.perf_counter() - t0:.2f} s)")
 
     ctx.exit(_for_each(files, one))
 
@@ -909,6 +954,7 @@ def format_row(row: bench.BenchRow | None, file_width: int) -> str:
 @_model_option
 @_layout_options
 @_lanes_option
+@_workers_option
 @_threads_option
 @click.option("--max-bytes", type=click.IntRange(min=1), metavar="N",
               help="Measure only the first N bytes of each file (quick runs; the table says so).")
@@ -925,7 +971,7 @@ def format_row(row: bench.BenchRow | None, file_width: int) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
 @click.pass_context
 def bench_cmd(
-    ctx, files, model, block_tokens, stream_tokens, window, slide, sinks, lanes, threads, max_bytes,
+    ctx, files, model, block_tokens, stream_tokens, window, slide, sinks, lanes, workers, threads, max_bytes,
     json_path, csv_path, png_path, from_json, ablation, quiet,
 ):
     """Compare nacrith with gzip, bzip2, xz, zstd (and cmix, paq8px if installed).
@@ -948,7 +994,7 @@ def bench_cmd(
     for path in files:
         if not os.path.isfile(path):
             raise FileNotFoundError(2, "No such file", path)
-    codec = get_codec(model, threads, _layout(block_tokens, stream_tokens, window, slide, sinks), lanes)
+    codec = get_codec(model, threads, _layout(block_tokens, stream_tokens, window, slide, sinks), lanes, workers)
     if ablation:
         _ablation(codec, files, max_bytes, quiet)
         ctx.exit(0)
@@ -974,7 +1020,8 @@ def bench_cmd(
     if not quiet:
         _say(
             f"layout: {', '.join(f'{k}={v}' for k, v in dataclasses.asdict(codec.layout).items())}; "
-            f"lanes={codec.lanes}, threads={env['threads']}; peak RSS {env['peak_rss_mib']:.0f} MiB"
+            f"lanes={codec.lanes}, workers={codec.workers}, threads={env['threads']}; "
+            f"peak RSS {env['peak_rss_mib']:.0f} MiB"
         )
     _bench_outputs(env, rows, json_path, csv_path, png_path)
     status = 0

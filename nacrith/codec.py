@@ -187,6 +187,9 @@ class Engine:
         self._contexts: dict[tuple, object] = {}
         self._work = np.empty(self.n_vocab, dtype=np.float64)
         self.lock = threading.Lock()
+        #: A ``nacrith.workers.WorkerPool`` that codes whole streams in other processes
+        #: (set by ``nacrith.Codec`` for ``workers`` > 1), or None to code them here.
+        self.workers = None
 
     def context(self, window: int, numeric: NumericConfig, lanes: int = 1):
         """A llama.cpp context with ``lanes`` sequences of ``window`` positions (one kept cached)."""
@@ -390,11 +393,12 @@ def model_blocks(
             return None
         if on_total:
             on_total(len(symbols))
-        ctx = engine.context(layout.window, numeric)
-        payloads = (
-            engine.encode_stream(ctx, symbols[s : s + layout.stream_tokens], layout, progress)
-            for s in range(0, len(symbols), layout.stream_tokens)
-        )
+        streams = (symbols[s : s + layout.stream_tokens] for s in range(0, len(symbols), layout.stream_tokens))
+        if engine.workers is not None:  # other processes, same payloads in the same order
+            payloads = engine.workers.encode_streams(streams, layout, numeric, progress)
+        else:
+            ctx = engine.context(layout.window, numeric)
+            payloads = (engine.encode_stream(ctx, stream, layout, progress) for stream in streams)
         return frame_blocks(engine, text, symbols, layout, payloads)
 
 
@@ -569,8 +573,13 @@ def decompress_archive(
             warnings.warn(fingerprint.mismatch_warning(params.fingerprint, here), NacrithWarning, stacklevel=3)
         try:
             with engine.lock:
-                ctx = engine.context(layout.window, numeric, max(1, lanes))
-                for raw in engine.decode_streams(ctx, _streams_of(blocks, layout, first), layout, progress):
+                streams = _streams_of(blocks, layout, first)
+                if engine.workers is not None:  # other processes; bytes in stream order all the same
+                    decoded = engine.workers.decode_streams(streams, layout, numeric, max(1, lanes), progress)
+                else:
+                    ctx = engine.context(layout.window, numeric, max(1, lanes))
+                    decoded = engine.decode_streams(ctx, streams, layout, progress)
+                for raw in decoded:
                     out += raw
             if sections is not None:
                 out = bytearray(sections.assemble(bytes(out)))

@@ -15,6 +15,7 @@ Exit codes (stable, documented for scripts):
 5     model problem (``ModelError`` and subclasses)
 6     runtime environment differs from the one that wrote the archive
 7     a declared size exceeds a configured safety limit (``LimitError``)
+8     a worker process died (``WorkerError``)
 ====  =========================================================
 
 Several classes also inherit from a matching built-in exception
@@ -36,6 +37,7 @@ __all__ = [
     "EnvironmentMismatchError",
     "LimitError",
     "TokenizationError",
+    "WorkerError",
     "NacrithWarning",
 ]
 
@@ -227,6 +229,16 @@ class TokenizationError(NacrithError):
     """Text could not be mapped to model tokens (or back) losslessly."""
 
     exit_code = 1
+
+
+class WorkerError(NacrithError):
+    """A worker process (``--workers``) died or failed in a way that is not one of the above.
+
+    Raised instead of waiting for a result that will never come; the other workers are
+    stopped and no output is written.
+    """
+
+    exit_code = 8
 
 
 # --------------------------------------------------------------------------
