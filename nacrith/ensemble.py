@@ -239,34 +239,18 @@ def ln_pos(x):
     return ef * _LN2_HI + (ef * _LN2_LO + 2.0 * f * t)
 
 
-@njit(cache=True)
-def _count_bucket(n):
-    if n < 2:
-        return 0
-    if n < 4:
-        return 1
-    if n < 8:
-        return 2
-    return 3
+# Bucket edges: a value v falls in bucket i when edges[i-1] <= v < edges[i].
+_COUNT_EDGES = np.array([2.0, 4.0, 8.0])  # context seen N times: 1, 2-3, 4-7, 8+
+_MATCH_EDGES = np.array([8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0])  # match length in tokens
+_GAP_EDGES = np.array([1.0, 2.5, 5.0])  # top-1 minus top-2 logit
 
 
 @njit(cache=True)
-def _match_bucket(length):
-    if length < 8:
-        return 0
-    if length < 12:
-        return 1
-    if length < 16:
-        return 2
-    if length < 24:
-        return 3
-    if length < 32:
-        return 4
-    if length < 48:
-        return 5
-    if length < 64:
-        return 6
-    return 7
+def _bucket(value, edges):
+    i = 0
+    while i < edges.shape[0] and value >= edges[i]:
+        i += 1
+    return i
 
 
 @njit(cache=True)
@@ -283,14 +267,8 @@ def _gap_bucket(logits):
             b = x
     g = a - b
     if not g < np.inf:  # NaN or inf: treat as very peaked
-        return 3
-    if g < 1.0:
-        return 0
-    if g < 2.5:
-        return 1
-    if g < 5.0:
-        return 2
-    return 3
+        return _GAP_EDGES.shape[0]
+    return _bucket(g, _GAP_EDGES)
 
 
 @njit(cache=True)
@@ -326,7 +304,7 @@ def _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket,
         if total == 0:
             continue
         longest = k + 1
-        feat = 1 + k * _NGRAM_FEATS + _count_bucket(total) * 2 + (1 if distinct == 1 else 0)
+        feat = 1 + k * _NGRAM_FEATS + _bucket(np.float64(total), _COUNT_EDGES) * 2 + (1 if distinct == 1 else 0)
         for s in range(ng_tok.shape[2]):
             c = ng_cnt[k, bucket, s]
             if c > 0:
@@ -340,7 +318,7 @@ def _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket,
         if length > 0:
             ptr = counters[1]
             cand_tok[nc] = hist[ptr]
-            cand_feat[nc] = 1 + order * _NGRAM_FEATS + _match_bucket(length)
+            cand_feat[nc] = 1 + order * _NGRAM_FEATS + _bucket(np.float64(length), _MATCH_EDGES)
             cand_val[nc] = -1.0  # marks the match candidate
             nc += 1
             mstate = 1 if length < 16 else 2
@@ -492,16 +470,24 @@ def _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, m
 
 
 @njit(cache=True)
-def _encode_step(logits, token, work, ints, rates, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket,
-                 match_table, w_global, w_sets, bias, cand_tok, cand_feat, cand_val):
-    v = logits.shape[0]
+def _predict(logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table, w_global,
+             w_sets, bias, cand_tok, cand_feat, cand_val):
+    """Features and mixed scores (into ``work``) for the next token: (candidates, weight set, max logit)."""
     nc = _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table,
                    cand_tok, cand_feat, cand_val)
     sel = counters[3]
-    mx = _scores(logits, work, v, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc)
+    mx = _scores(logits, work, logits.shape[0], w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc)
+    return nc, sel, mx
+
+
+@njit(cache=True)
+def _encode_step(logits, token, work, ints, rates, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket,
+                 match_table, w_global, w_sets, bias, cand_tok, cand_feat, cand_val):
+    v = logits.shape[0]
+    nc, sel, mx = _predict(logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table,
+                           w_global, w_sets, bias, cand_tok, cand_feat, cand_val)
     lo, f, s_fixed = cdf.interval_from_scores(work, v, token)
-    _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias, cand_tok, cand_feat,
-           cand_val, nc)
+    _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc)
     _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table)
     return lo, f
 
@@ -510,12 +496,9 @@ def _encode_step(logits, token, work, ints, rates, hist, counters, ng_check, ng_
 def _decode_step(logits, target, work, ints, rates, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket,
                  match_table, w_global, w_sets, bias, cand_tok, cand_feat, cand_val):
     v = logits.shape[0]
-    nc = _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table,
-                   cand_tok, cand_feat, cand_val)
-    sel = counters[3]
-    mx = _scores(logits, work, v, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc)
+    nc, sel, mx = _predict(logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table,
+                           w_global, w_sets, bias, cand_tok, cand_feat, cand_val)
     token, lo, f, s_fixed = cdf.symbol_from_scores(work, v, target)
-    _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias, cand_tok, cand_feat,
-           cand_val, nc)
+    _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc)
     _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table)
     return token, lo, f
