@@ -34,6 +34,35 @@ CASES = [
         dict(block_tokens=16, stream_tokens=48, window=24, slide=6, sinks=3),
     ),
     (
+        # Over codec.ENSEMBLE_MIN_BYTES: coded with the default ensemble (header key 14 = preset 1).
+        "essay-ensemble",
+        b"A compressor earns trust slowly. It has to give back every byte, on every machine, for as "
+        b"long as anyone keeps the archive, and it has to say clearly when it cannot. A neural "
+        b"compressor adds a new way to fail: the model's arithmetic. If the decoder computes a "
+        b"probability that differs in the last bit from the encoder's, the arithmetic coder drifts "
+        b"and everything after that point is noise. So the decoder must repeat the encoder's work "
+        b"exactly, with the same batches, the same positions and the same order of operations.\n\n"
+        b"The language model is good at prose but knows nothing about this particular document. "
+        b"It does not know that the word archive keeps coming back, or that the phrase the same "
+        b"batches, the same positions has been used before. Small online models fill that gap. "
+        b"They count which token followed which context, they notice when the text repeats itself, "
+        b"and they learn a per-document correction of the model's log-probabilities. A mixer "
+        b"decides, token by token, how much to trust each of them.\n\n"
+        b"None of this is free. Every learned weight must be updated in the same way on both sides, "
+        b"so the mixer uses plain double-precision arithmetic in a fixed order, its own exponential "
+        b"and its own logarithm, and no instruction that a compiler may fuse or reorder. Every "
+        b"setting that changes the result is written into the archive header, so that a file made "
+        b"with unusual settings still decodes years later. And because short inputs give the online "
+        b"models too little to learn from, they are coded by the language model alone.\n\n"
+        b"The result is measured, not promised: the benchmark command in the repository prints what "
+        b"each part buys on each file, and anyone can run it again. The numbers are modest on "
+        b"novels, where the language model already knows the language, and larger on markup, "
+        b"logs and lists, where the same long strings come back again and again, again and again, "
+        b"which is exactly where the match model and the n-grams earn their keep. Keep the input, "
+        b"check the output, and trust the checksum more than the promise of any compressor ever.\n",
+        {},
+    ),
+    (
         "llm-alone",
         b"Without the ensemble the LLM's logits are coded directly (header without key 14).\n",
         dict(ensemble=LLM_ONLY),

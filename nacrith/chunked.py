@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
-from . import codec, container
-from .codec import Progress
+from . import container
+from .codec import Progress, decompress_archive
+
+if TYPE_CHECKING:
+    from .api import Codec
 
 #: Input bytes per archive member (changes the output: fixed, recorded nowhere but in the
 #: member boundaries themselves).  8 MiB of text is about 2 M symbols, days of model time
@@ -54,7 +57,7 @@ def read_chunk(src: BinaryIO, size: int) -> bytes:
 
 
 def compress(
-    codec_: "nacrith.Codec",  # noqa: F821 - api.Codec; imported lazily by callers
+    codec: Codec,
     src: BinaryIO,
     write: Write,
     *,
@@ -81,7 +84,7 @@ def compress(
         if not chunk and report.members:
             return report
         announced = 0
-        member = codec_.compress(chunk, progress=progress, on_total=total)
+        member = codec.compress(chunk, progress=progress, on_total=total)
         counted += announced
         if check:
             check(member, chunk)
@@ -94,7 +97,7 @@ def compress(
 
 
 def decompress(
-    codec_: "nacrith.Codec",  # noqa: F821
+    codec: Codec,
     src: BinaryIO,
     write: Write | None,
     *,
@@ -103,8 +106,8 @@ def decompress(
     """Decode every member of ``src`` in turn, writing each one's bytes (if ``write``) as
     soon as its digest is verified; memory is bounded by the largest member."""
     report = Report()
-    for reader in container.iter_members(src, codec_.limits):
-        data = codec.decompress_archive(reader, codec_.engine, model=codec_.model, lanes=codec_.lanes, progress=progress)
+    for reader in container.iter_members(src, codec.limits):
+        data = decompress_archive(reader, codec.engine, model=codec.model, lanes=codec.lanes, progress=progress)
         if write:
             write(data)
         report.original += len(data)

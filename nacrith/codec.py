@@ -27,6 +27,7 @@ decodable at all).  Everything below is fixed by parameters recorded in the arch
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import threading
@@ -65,6 +66,10 @@ DEFAULT_LANES = 8
 # Encoder batch (speed only: batched logits equal one-token logits in our configuration).
 ENCODER_BATCH = 128
 ESCAPE_BITS = 8
+# Below this many input bytes the default ensemble is not used (an encoder-only choice: the
+# header says what was used).  Measured on alice29.txt's start: -1.2 % payload after 800
+# tokens (~3 KB), about break-even with its 3-byte header entry near 2 KB.
+ENSEMBLE_MIN_BYTES = 2048
 
 Progress = Callable[[int], None]  # called with the number of symbols just coded
 
@@ -105,7 +110,9 @@ class Layout:
     @staticmethod
     def of(params: CodecParams) -> "Layout":
         """The layout an archive records (its ensemble bytes checked: FormatError if invalid)."""
-        ensemble = EnsembleConfig.from_bytes(params.ensemble, FormatError) if params.ensemble else LLM_ONLY
+        ensemble = (
+            EnsembleConfig.from_bytes(params.ensemble, FormatError, UnsupportedVersionError) if params.ensemble else LLM_ONLY
+        )
         return Layout(params.block_tokens, params.stream_tokens, params.window, params.slide, params.sinks, ensemble)
 
 
@@ -228,7 +235,7 @@ class Engine:
             window=layout.window,
             slide=layout.slide,
             sinks=layout.sinks,
-            ensemble=layout.ensemble.to_bytes() if layout.ensemble.enabled else b"",
+            ensemble=layout.ensemble.header_bytes() if layout.ensemble.enabled else b"",
             backend=self.backend,
             fingerprint=fingerprint.current(numeric),
         )
@@ -452,9 +459,16 @@ def compress(
 ) -> bytes:
     """Compress ``data`` into the smallest of a model (mode 0) or hybrid (mode 2) archive, a
     zstd (mode 3) and a stored (mode 1) one; see :func:`nacrith.hybrid.compress`, which also
-    explains ``fallback`` and how the environment fingerprint is left out of the choice."""
+    explains ``fallback`` and how the environment fingerprint is left out of the choice.
+
+    Inputs under ``ENSEMBLE_MIN_BYTES`` with the default ensemble are coded by the LLM alone: the
+    ensemble has too little to learn from, and saves less than its header entry costs.
+    """
     layout.check()
     from . import hybrid  # builds on the functions above
+
+    if len(data) < ENSEMBLE_MIN_BYTES and layout.ensemble == DEFAULT_ENSEMBLE:
+        layout = dataclasses.replace(layout, ensemble=LLM_ONLY)
 
     return hybrid.compress(
         engine, data, layout=layout, numeric=numeric, progress=progress, on_total=on_total, fallback=fallback

@@ -149,7 +149,7 @@ _KEY_LENGTHS: dict[int, int | None] = {
     ParamKey.SLIDE: 4,
     ParamKey.SINKS: 4,
     ParamKey.FINGERPRINT: None,
-    ParamKey.ENSEMBLE: 14,
+    ParamKey.ENSEMBLE: None,
 }
 _OPTIONAL_KEYS = frozenset((ParamKey.BACKEND, ParamKey.FINGERPRINT, ParamKey.ENSEMBLE))
 _REQUIRED_KEYS = frozenset(int(k) for k in ParamKey if k not in _OPTIONAL_KEYS)

@@ -95,16 +95,37 @@ class EnsembleConfig:
     def enabled(self) -> bool:
         return self.version != 0
 
+    def header_bytes(self) -> bytes:
+        """The header value: one byte naming a preset when this is one, else :meth:`to_bytes`."""
+        for number, preset in PRESETS.items():
+            if preset == self:
+                return bytes([number])
+        return self.to_bytes()
+
     def to_bytes(self) -> bytes:
+        """Every field spelled out (14 bytes)."""
         return _CONFIG.pack(
             self.version, self.ngram_order, self.ngram_bits, self.match_min, self.match_bits,
             self.mixer_contexts, self.mix_rate, self.bias_rate, self.llm_rate, self.skip,
         )
 
     @staticmethod
-    def from_bytes(raw: bytes, error: type[Exception] = ValueError) -> "EnsembleConfig":
+    def from_bytes(
+        raw: bytes, error: type[Exception] = ValueError, unsupported: type[Exception] | None = None
+    ) -> "EnsembleConfig":
+        """Parse a header value: a preset number (1 byte) or every field (14 bytes).
+
+        ``unsupported`` (default: ``error``) is raised for a preset or version this code does not know.
+        """
+        newer = unsupported or error
+        if len(raw) == 1:
+            if raw[0] not in PRESETS:
+                raise newer(f"archive uses ensemble preset {raw[0]}, unknown to this nacrith: upgrade nacrith")
+            return PRESETS[raw[0]]
         if len(raw) != _CONFIG.size:
-            raise error(f"ensemble settings must be {_CONFIG.size} bytes, got {len(raw)}")
+            raise error(f"ensemble settings must be 1 or {_CONFIG.size} bytes, got {len(raw)}")
+        if raw[0] > 1:
+            raise newer(f"archive uses ensemble version {raw[0]}, unknown to this nacrith: upgrade nacrith")
         return EnsembleConfig(*_CONFIG.unpack(raw)).check(error)
 
     def describe(self) -> str:
@@ -119,6 +140,8 @@ class EnsembleConfig:
 
 LLM_ONLY = EnsembleConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 DEFAULT_ENSEMBLE = EnsembleConfig()
+# Settings a header may name by one byte (numbers are never reused).
+PRESETS = {1: DEFAULT_ENSEMBLE}
 # The byte layout is also stored verbatim in formats/ (container spec, key 14).
 SIZE = _CONFIG.size
 

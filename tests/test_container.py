@@ -468,9 +468,9 @@ def test_stream_keys_order():
     # The next registered key would be 16: still unknown, hence unsupported.
     with pytest.raises(E.UnsupportedVersionError, match="key 16"):
         C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(entries) + b"\x10\x00")))
-    # Key 14 (ensemble) is registered with a fixed length of 14 bytes.
-    with pytest.raises(E.FormatError, match="ensemble"):
-        C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(entries) + b"\x0e\x01\x01")))
+    # Key 14 (ensemble) is registered; its value is opaque to the container (checked by the codec).
+    params = C.ArchiveReader(io.BytesIO(_raw_header(C.MODE_MODEL, b"".join(entries) + b"\x0e\x01\x01"))).header.params
+    assert params.ensemble == b"\x01"
 
 
 VALID_STREAM_PARAMS = [

@@ -21,7 +21,7 @@ from nacrith.ensemble import (
     EnsembleState,
     ln_pos,
 )
-from nacrith.errors import FormatError
+from nacrith.errors import FormatError, UnsupportedVersionError
 
 V = 512
 
@@ -71,6 +71,8 @@ def test_config_bytes_round_trip():
     configs = [DEFAULT_ENSEMBLE, LLM_ONLY, EnsembleConfig(ngram_order=6, match_min=0, mixer_contexts=0)]
     for c in configs:
         assert EnsembleConfig.from_bytes(c.to_bytes()) == c
+        assert EnsembleConfig.from_bytes(c.header_bytes()) == c
+    assert DEFAULT_ENSEMBLE.header_bytes() == b"\x01" and len(configs[2].header_bytes()) == 14
 
 
 @pytest.mark.parametrize(
@@ -96,6 +98,10 @@ def test_config_rejects_wrong_length_and_half_disabled():
     raw = DEFAULT_ENSEMBLE.to_bytes()
     with pytest.raises(FormatError):
         EnsembleConfig.from_bytes(raw[:-1], FormatError)
+    with pytest.raises(UnsupportedVersionError, match="preset"):
+        EnsembleConfig.from_bytes(b"\x02", FormatError, UnsupportedVersionError)
+    with pytest.raises(UnsupportedVersionError, match="version 2"):
+        EnsembleConfig.from_bytes(b"\x02" + raw[1:], FormatError, UnsupportedVersionError)
     with pytest.raises(FormatError):
         EnsembleConfig.from_bytes(dataclasses.replace(LLM_ONLY, ngram_order=3).to_bytes(), FormatError)
 
@@ -187,5 +193,5 @@ def test_archives_record_the_ensemble_and_decode_with_it(codec, ensemble):
     archive = codec.compress(TEXT, ensemble=ensemble, fallback=False)
     header = container.ArchiveReader(__import__("io").BytesIO(archive)).header
     recorded = header.params.ensemble
-    assert recorded == (ensemble.to_bytes() if ensemble.enabled else b"")
+    assert recorded == (ensemble.header_bytes() if ensemble.enabled else b"")
     assert codec.decompress(archive) == TEXT

@@ -55,7 +55,7 @@ def test_plan_keeps_within_the_thread_budget():
             assert processes * threads <= total
 
 
-def test_archive_is_identical_for_any_number_of_workers(archives):
+def test_archive_is_identical_for_any_number_of_workers(pooled, archives):
     alone, by_workers = archives
     info = container.read_info(io.BytesIO(alone))
     assert info.header.mode == container.MODE_MODEL
