@@ -107,7 +107,12 @@ def _environment() -> tuple[str, str]:
     except (AttributeError, OSError):  # older bindings lack llama_version()
         llama_version = "?"
     features = ggml_features(system_info())
-    text = f"{BACKEND} (llama.cpp {llama_version}); ggml {' '.join(features)}; cpu {cpu_features()}"
+    import numba  # compiles the CDF step and the ensemble's float64 arithmetic
+
+    text = (
+        f"{BACKEND} (llama.cpp {llama_version}); numba {numba.__version__}; ggml {' '.join(features)}; "
+        f"cpu {cpu_features()}"
+    )
     return text, simd_level(features)
 
 
