@@ -7,8 +7,8 @@ makes every mechanism run: three streams, 16-symbol blocks, and a 24-position wi
 slides in every full stream.  Every archive must equal the reference byte for byte.
 Since they are all the same bytes, decoding the reference under each decoder setting
 (threads 1 and 2, lanes 1 and 4, batch 1 and 7, a fresh process) shows that each archive
-decodes under every other setting.  Worker processes do not exist yet: that axis is a
-named skip.
+decodes under every other setting, including worker processes (1 and 2).  The ensemble is
+on (an explicit, non-default configuration, which even an input this short gets).
 
 tests/test_determinism.py checks the logit equalities underneath; this file checks the whole
 codec end to end.
@@ -28,6 +28,7 @@ import pytest
 import nacrith
 from nacrith import codec as codec_module
 from nacrith import container, models
+from nacrith.ensemble import EnsembleConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +38,10 @@ TEXT = (
     b"reading, but it had no pictures or conversations in it, 'and what is the use of a "
     b"book,' thought Alice \x00'without pictures or conversations?'\r\n"
 )
-LAYOUT = dict(block_tokens=16, stream_tokens=32, window=24, slide=6, sinks=3)
+LAYOUT = dict(
+    block_tokens=16, stream_tokens=32, window=24, slide=6, sinks=3,
+    ensemble=EnsembleConfig(ngram_order=3, match_min=3, bias_rate=4000),
+)
 
 
 @pytest.fixture(scope="module")
@@ -107,16 +111,17 @@ def test_encoder_batch_gives_identical_archives(codecs, reference, batch, thread
 
 def test_another_process_gives_identical_archive(reference):
     code = (
-        "import sys, nacrith; "
+        "import sys, nacrith; from nacrith.ensemble import EnsembleConfig; "
         "codec = nacrith.Codec(threads=1); "
         f"sys.stdout.buffer.write(codec.compress(sys.stdin.buffer.read(), fallback=False, **{LAYOUT!r}))"
     )
     assert in_subprocess(code, TEXT) == reference
 
 
-@pytest.mark.skip(reason="worker processes do not exist yet (another issue); add workers 1 and 2 here")
-def test_workers_give_identical_archives():
-    raise AssertionError("unreachable: skipped until compression can use worker processes")
+def test_workers_give_identical_archives_and_decode_them(reference):
+    with nacrith.Codec(threads=2, workers=2) as codec:
+        assert codec.compress(TEXT, fallback=False, **LAYOUT) == reference
+        assert codec.decompress(reference) == TEXT
 
 
 # -- decoder settings -----------------------------------------------------------------------

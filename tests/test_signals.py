@@ -179,6 +179,3 @@ def test_read_only_output_directory(tmp_path):
     assert list(locked.iterdir()) == []
 
 
-@pytest.mark.skip(reason="worker processes do not exist yet (another issue): test that a killed worker is reported")
-def test_dead_worker_is_reported():
-    raise AssertionError("unreachable: skipped until compression can use worker processes")
