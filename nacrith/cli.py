@@ -964,8 +964,8 @@ def format_row(row: bench.BenchRow | None, file_width: int) -> str:
               help="Also write the table as CSV to PATH.")
 @click.option("--png", "png_path", metavar="PATH", type=click.Path(dir_okay=False),
               help=f"Also draw bits per byte per file and compressor as a PNG chart (needs {bench_report.PLOT_INSTALL}).")
-@click.option("--from-json", "from_json", metavar="PATH", type=click.Path(dir_okay=False, exists=True),
-              help="Measure nothing: print the table (and --csv/--png) from a saved --json document.")
+@click.option("--from-json", "from_json", metavar="PATH", type=click.Path(dir_okay=False, exists=True), multiple=True,
+              help="Measure nothing: print the table (and --csv/--png) from saved --json documents (repeatable: rows are joined).")
 @click.option("--ablation", is_flag=True,
               help="Instead: what each part of the ensemble buys (one LLM pass, every variant coded; Markdown table).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
@@ -982,7 +982,9 @@ def bench_cmd(
     if from_json:
         if files:
             raise click.UsageError("--from-json takes no FILE: the measurements come from the document")
-        env, rows = bench_report.load_json(from_json)
+        env, rows = bench_report.load_json(from_json[0])
+        for more in from_json[1:]:
+            rows = rows + bench_report.load_json(more)[1]
         width = max([len("file"), *(len(r.file) for r in rows)])
         click.echo(format_row(None, width), err=json_path == STDIO)
         for row in rows:

@@ -158,6 +158,12 @@ def test_from_json_prints_the_table_and_writes_csv_and_png(results, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(cli.TMP_SUFFIX)]
 
 
+def test_from_json_joins_several_documents(results):
+    result = run("bench", "--from-json", str(results), "--from-json", str(results))
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1 + 2 * len(ROWS)
+
+
 def test_from_json_refuses_files_and_bad_documents(results, tmp_path):
     result = run("bench", "--from-json", str(results), "some.txt")
     assert result.exit_code == 2
