@@ -18,6 +18,9 @@ from .codec import DEFAULT_LANES, Engine, Layout, NumericConfig, Progress
 from .errors import FormatError
 from .workers import WorkerPool, plan as plan_workers
 
+#: Where whole streams are coded: in this process or local worker processes, or on Ray.
+ENGINES = ("local", "ray")
+
 
 class Codec:
     """Compresses and decompresses with one default model, loading models at most once.
@@ -28,6 +31,10 @@ class Codec:
     whole streams, each with its own model; see :mod:`nacrith.workers`) change only the
     speed.  ``threads`` is the total for all workers.  Call :meth:`close` (or use ``with``)
     to stop the workers early; they are stopped at exit in any case.
+
+    ``engine="ray"`` codes the streams on a Ray cluster instead (``address``: the cluster's,
+    None for $RAY_ADDRESS or a new local one; see :mod:`nacrith.ray_engine`): ``workers``
+    Ray actors of ``threads`` (default 1) llama.cpp threads each, same archives.
     """
 
     def __init__(
@@ -37,13 +44,19 @@ class Codec:
         threads: int | None = None,
         lanes: int = DEFAULT_LANES,
         workers: int = 1,
+        engine: str = "local",
+        address: str | None = None,
         limits: container.Limits = container.DEFAULT_LIMITS,
         **layout: int,
     ):
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         self.model = model
         self.threads = threads
         self.lanes = lanes
         self.workers = workers
+        self.engine_kind = engine
+        self.address = address
         self._pools: dict[tuple, WorkerPool] = {}
         self.limits = limits
         self.layout = Layout(**layout).check()
@@ -56,18 +69,25 @@ class Codec:
         eng.workers = self._pool(model_file, eng.threads)
         return eng
 
-    def _pool(self, model_file: models.ModelFile, total_threads: int) -> WorkerPool | None:
+    def _pool(self, model_file: models.ModelFile, total_threads: int):
         """The worker pool for ``model_file`` under the current settings (None: in-process).
 
         Started lazily by its first archive; a pool for other settings is stopped."""
-        processes, threads = plan_workers(self.workers, total_threads)
-        if processes < 2:
-            return None
-        key = (model_file.sha256, processes, threads)
+        if self.engine_kind == "ray":
+            from .ray_engine import RayPool  # Ray is optional: imported only when asked for
+
+            key = (model_file.sha256, "ray", self.workers, self.threads or 1, self.address)
+            make = lambda: RayPool(model_file, self.workers, self.threads or 1, self.address)  # noqa: E731
+        else:
+            processes, threads = plan_workers(self.workers, total_threads)
+            if processes < 2:
+                return None
+            key = (model_file.sha256, processes, threads)
+            make = lambda: WorkerPool(model_file, processes, threads)  # noqa: E731
         if key not in self._pools:
             for old in [k for k in self._pools if k[0] == model_file.sha256]:
                 self._pools.pop(old).close()
-            self._pools[key] = WorkerPool(model_file, processes, threads)
+            self._pools[key] = make()
         return self._pools[key]
 
     def close(self) -> None:

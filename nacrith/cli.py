@@ -66,7 +66,7 @@ Exit status:
   5    model not installed, not found, or not the archive's model
   6    runtime environment differs from the one that wrote the archive
   7    a size declared by the archive exceeds a safety limit
-  8    a worker process died (--workers)
+  8    a worker process died (--workers), or a Ray worker failed for good (--engine ray)
   130  interrupted (Ctrl-C)
   143  terminated (SIGTERM)
 """
@@ -179,6 +179,7 @@ _CLUSTER_FLAGS = set("dzltcfkqv")  # short flags without a value that may be com
 _VALUE_OPTIONS = {
     "-o", "--output", "--model", "-T", "--threads", "--lanes",
     "--block-tokens", "--stream-tokens", "--window", "--slide", "--sinks", "--workers", "--chunk-bytes",
+    "--engine", "--address",
 }
 
 
@@ -503,6 +504,10 @@ def get_codec(
     codec.layout = layout
     codec.lanes = lanes
     codec.workers = workers
+    ctx = click.get_current_context(silent=True)
+    meta = ctx.meta if ctx is not None else {}
+    codec.engine_kind = meta.get("nacrith.engine") or "local"  # set by _engine_options
+    codec.address = meta.get("nacrith.address")
     return codec
 
 
@@ -636,6 +641,28 @@ _workers_option = click.option(
     help="Worker processes, each with its own model, coding whole streams (speed only; "
     "at most one per llama.cpp thread: -T is the total).",
 )
+
+
+def _remember(key: str):
+    def store(ctx: click.Context, param, value) -> None:
+        ctx.meta[key] = value  # kept out of the commands' signatures: get_codec reads it
+
+    return store
+
+
+def _engine_options(f):
+    f = click.option(
+        "--address", metavar="ADDR", expose_value=False, callback=_remember("nacrith.address"),
+        help="With --engine ray: the cluster's address (HOST:PORT of its head) [$RAY_ADDRESS, "
+        "else a Ray started on this machine, else a new local one].",
+    )(f)
+    return click.option(
+        "--engine", type=click.Choice(["local", "ray"]), expose_value=False, callback=_remember("nacrith.engine"),
+        help="Where streams are coded: here (local) or on a Ray cluster, --workers actors of -T threads each "
+        "(ray; needs pip install 'nacrith[ray]'); the same archive either way [local].",
+    )(f)
+
+
 _lanes_option = click.option(
     "--lanes", type=click.IntRange(1, 64), default=DEFAULT_LANES, show_default=True, metavar="N",
     help="Streams decoded together in one model call (speed only).",
@@ -713,6 +740,7 @@ def main() -> None:
               help="Decode each new archive and compare it with the input before keeping it "
                    "(decoding takes longer than compressing).")
 @_workers_option
+@_engine_options
 @click.option("--chunk-bytes", type=click.IntRange(min=1), metavar="N",
               help=f"Input bytes per archive member; bounds memory (changes the output) [{chunked.CHUNK_BYTES}].")
 @click.pass_context
@@ -807,6 +835,7 @@ def _finish(job: Job, keep: bool, quiet: bool, warned: list) -> None:
 @click.option("-l", "--list", "list_only", is_flag=True, help="Describe the archives (like 'nacrith info').")
 @_lanes_option
 @_workers_option
+@_engine_options
 @click.pass_context
 def decompress(ctx, files, output, to_stdout, force, keep, quiet, verbose, model, threads, list_only, lanes, workers):
     """Decompress FILE.nc to FILE (standard input to standard output)."""
@@ -905,6 +934,7 @@ def info(ctx, files):
 @_threads_option
 @_lanes_option
 @_workers_option
+@_engine_options
 @click.pass_context
 def test_cmd(ctx, files, quiet, model, threads, lanes, workers):
     """Decode archives completely and check them, writing nothing (like 'zstd -t')."""

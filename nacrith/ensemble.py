@@ -176,7 +176,6 @@ class EnsembleState:
         self.ng_check = np.zeros((max(k, 1), nb), dtype=np.uint32)
         self.ng_tok = np.zeros((max(k, 1), nb, SLOTS), dtype=np.int32)
         self.ng_cnt = np.zeros((max(k, 1), nb, SLOTS), dtype=np.int32)
-        self.ng_bucket = np.zeros(max(k, 1), dtype=np.int64)  # bucket looked up for this step
         self.match_table = np.zeros(1 << c.match_bits if c.match_min else 1, dtype=np.int32)
         d = n_features(k)
         self.w_global = np.zeros(d, dtype=np.float64)
@@ -192,7 +191,7 @@ class EnsembleState:
     def arrays(self):
         return (
             self.ints, self.rates, self.hist, self.counters, self.ng_check, self.ng_tok, self.ng_cnt,
-            self.ng_bucket, self.match_table, self.w_global, self.w_sets, self.bias,
+            self.match_table, self.w_global, self.w_sets, self.bias,
             self.cand_tok, self.cand_feat, self.cand_val,
         )
 
@@ -295,7 +294,14 @@ def _gap_bucket(logits):
 
 
 @njit(cache=True)
-def _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table,
+def _slot(h, k, ng_mask):
+    """(bucket, check) of the order-(k+1) context whose running hash is ``h``."""
+    hk = (h ^ np.uint64(k + 1)) * _H2
+    return np.int64(hk & np.uint64(ng_mask)), np.uint32((hk >> np.uint64(32)) | np.uint64(1))
+
+
+@njit(cache=True)
+def _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table,
               cand_tok, cand_feat, cand_val):
     """Look up the n-gram contexts and the match for the next token; fill the candidate list.
 
@@ -308,13 +314,9 @@ def _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket,
     h = np.uint64(0)
     for k in range(order):
         if k >= n:
-            ng_bucket[k] = -1
-            continue
+            break
         h = _mix(h, hist[n - 1 - k])
-        hk = (h ^ np.uint64(k + 1)) * _H2
-        bucket = np.int64(hk & np.uint64(ng_mask))
-        check = np.uint32((hk >> np.uint64(32)) | np.uint64(1))
-        ng_bucket[k] = bucket
+        bucket, check = _slot(h, k, ng_mask)
         if ng_check[k, bucket] != check:
             continue
         total = 0
@@ -429,20 +431,16 @@ def _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bi
 
 
 @njit(cache=True)
-def _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table):
+def _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table):
     """Enter ``token`` into the history, the n-gram tables and the match model."""
-    order, match_min, match_mask = ints[0], ints[2], ints[3]
+    order, ng_mask, match_min, match_mask = ints[0], ints[1], ints[2], ints[3]
     n = counters[0]
+    h = np.uint64(0)
     for k in range(order):
-        bucket = ng_bucket[k]
-        if bucket < 0:
-            continue
-        # recompute the check of this context (same hash as _features)
-        h = np.uint64(0)
-        for j in range(k + 1):
-            h = _mix(h, hist[n - 1 - j])
-        hk = (h ^ np.uint64(k + 1)) * _H2
-        check = np.uint32((hk >> np.uint64(32)) | np.uint64(1))
+        if k >= n:
+            break
+        h = _mix(h, hist[n - 1 - k])
+        bucket, check = _slot(h, k, ng_mask)
         if ng_check[k, bucket] != check:
             ng_check[k, bucket] = check
             for s in range(ng_tok.shape[2]):
@@ -493,10 +491,10 @@ def _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, m
 
 
 @njit(cache=True)
-def _predict(logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table, w_global,
+def _predict(logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table, w_global,
              w_sets, bias, cand_tok, cand_feat, cand_val):
     """Features and mixed scores (into ``work``) for the next token: (candidates, weight set, max logit)."""
-    nc = _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table,
+    nc = _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table,
                    cand_tok, cand_feat, cand_val)
     sel = counters[3]
     mx = _scores(logits, work, logits.shape[0], w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc)
@@ -504,24 +502,24 @@ def _predict(logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bu
 
 
 @njit(cache=True)
-def _encode_step(logits, token, work, ints, rates, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket,
+def _encode_step(logits, token, work, ints, rates, hist, counters, ng_check, ng_tok, ng_cnt,
                  match_table, w_global, w_sets, bias, cand_tok, cand_feat, cand_val):
     v = logits.shape[0]
-    nc, sel, mx = _predict(logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table,
+    nc, sel, mx = _predict(logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table,
                            w_global, w_sets, bias, cand_tok, cand_feat, cand_val)
     lo, f, s_fixed = cdf.interval_from_scores(work, v, token)
     _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc)
-    _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table)
+    _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table)
     return lo, f
 
 
 @njit(cache=True)
-def _decode_step(logits, target, work, ints, rates, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket,
+def _decode_step(logits, target, work, ints, rates, hist, counters, ng_check, ng_tok, ng_cnt,
                  match_table, w_global, w_sets, bias, cand_tok, cand_feat, cand_val):
     v = logits.shape[0]
-    nc, sel, mx = _predict(logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table,
+    nc, sel, mx = _predict(logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table,
                            w_global, w_sets, bias, cand_tok, cand_feat, cand_val)
     token, lo, f, s_fixed = cdf.symbol_from_scores(work, v, target)
     _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc)
-    _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, ng_bucket, match_table)
+    _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table)
     return token, lo, f

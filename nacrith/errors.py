@@ -9,13 +9,14 @@ verbatim, and every message produced here ends with a concrete next step.
 Exit codes (stable, documented for scripts):
 
 ====  =========================================================
-1     generic failure (``NacrithError``, ``TokenizationError``)
+1     generic failure (``NacrithError``, ``TokenizationError``,
+      ``MissingDependencyError``)
 3     input is not a valid archive (``FormatError`` and subclasses)
 4     data integrity check failed (``ChecksumError``)
 5     model problem (``ModelError`` and subclasses)
 6     runtime environment differs from the one that wrote the archive
 7     a declared size exceeds a configured safety limit (``LimitError``)
-8     a worker process died (``WorkerError``)
+8     a worker process or Ray worker died (``WorkerError``)
 ====  =========================================================
 
 Several classes also inherit from a matching built-in exception
@@ -38,6 +39,7 @@ __all__ = [
     "LimitError",
     "TokenizationError",
     "WorkerError",
+    "MissingDependencyError",
     "NacrithWarning",
 ]
 
@@ -239,6 +241,15 @@ class WorkerError(NacrithError):
     """
 
     exit_code = 8
+
+
+class MissingDependencyError(NacrithError, ImportError):
+    """An optional dependency a feature needs is not installed (e.g. Ray for ``--engine ray``).
+
+    The message names the pip command (an extra of nacrith) that installs it.
+    """
+
+    exit_code = 1
 
 
 # --------------------------------------------------------------------------
