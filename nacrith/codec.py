@@ -172,6 +172,8 @@ class _Lane:
     out: bytearray = field(default_factory=bytearray)
     parts: list = field(default_factory=list)
     ensemble: EnsembleState | None = None
+    pending: list = field(default_factory=list)  # skipped tokens not yet in the KV cache
+    missed: bool = False  # the skip event said "no": the symbol is next, coded with logits
 
 
 class Engine:
@@ -278,7 +280,13 @@ class Engine:
         if mixer is None:
             enc.encode(*cdf.interval_from_logits(row, token, self._work))
         else:
-            enc.encode(*mixer.encode(row, token, self._work))
+            predicted = mixer.skip_prediction()
+            hit = False
+            if predicted >= 0:  # confidence skip: first "does the match continue?"
+                interval, hit = mixer.encode_skip(token, predicted)
+                enc.encode(*interval)
+            if not hit:
+                enc.encode(*mixer.encode(row, token, self._work))
         if sym >= self.n_vocab:
             enc.encode_uniform(sym - self.n_vocab, ESCAPE_BITS)
 
@@ -303,6 +311,11 @@ class Engine:
         """Decode streams (each a list of (BlockHeader, payload, block index)), yielding each
         stream's bytes in order.  Up to ``ctx.n_seq`` streams advance together, one token each
         per ``llama_decode``; a finished stream's sequence is reused by the next stream.
+
+        With the confidence skip, symbols the match model predicts are decoded without logits;
+        their tokens wait in ``lane.pending`` and enter the KV cache in one batch before the
+        lane next needs logits, at the same positions (and across the same slides) as in the
+        encoder, so the logits are the encoder's.
         """
         escape, n_vocab, work = self.tokenizer.escape_token, self.n_vocab, self._work
         pieces = self.tokenizer.pieces
@@ -320,6 +333,57 @@ class Engine:
             lane.dec, lane.left, lane.out = ArithmeticDecoder(payload), bh.n_symbols, bytearray()
             return True
 
+        def finish_symbol(lane: _Lane, sym: int) -> bool:
+            """Append a decoded symbol's bytes; check a completed block; True when the stream is done."""
+            if sym == escape:
+                lane.out.append(lane.dec.decode_uniform(ESCAPE_BITS))
+            else:
+                lane.out += pieces[sym]
+            lane.left -= 1
+            if lane.left:
+                return False
+            bh, _, index = lane.blocks[lane.block]
+            raw = bytes(lane.out)
+            actual = container.block_crc32(raw)
+            if len(raw) != bh.n_bytes or actual != bh.crc32:
+                raise ChecksumError(block_index=index, expected=bh.crc32, actual=actual)
+            lane.parts.append(raw)
+            if next_block(lane):
+                return False
+            done[lane.stream] = b"".join(lane.parts)
+            free.append(lane.seq)
+            return True
+
+        def skip_ahead(lane: _Lane) -> tuple[int, bool]:
+            """Decode the symbols the match model gets right without the LLM: (count, stream done)."""
+            count = 0
+            while lane.ensemble is not None and not lane.missed:
+                predicted = lane.ensemble.skip_prediction()
+                if predicted < 0:
+                    break
+                (lo, f), hit = lane.ensemble.decode_skip(lane.dec.target(), predicted)
+                lane.dec.consume(lo, f)
+                if not hit:
+                    lane.missed = True  # the symbol itself follows, coded with the logits
+                    break
+                lane.pending.append(lane.token)
+                lane.token = predicted
+                count += 1
+                if finish_symbol(lane, predicted):
+                    return count, True
+            return count, False
+
+        def feed_pending(lane: _Lane) -> None:
+            """Put skipped tokens into the KV cache (no logits), sliding exactly where the encoder did."""
+            while lane.pending:
+                if lane.pos == layout.window:
+                    ctx.slide(lane.seq, layout.sinks, layout.slide, layout.window)
+                    lane.pos -= layout.slide
+                n = min(len(lane.pending), layout.window - lane.pos, ctx.n_batch)
+                ctx.decode(lane.pending[:n], lane.pos, lane.seq, logits_from=n)
+                lane.pos += n
+                del lane.pending[:n]
+
         while True:
             while free:
                 blocks = next(source, None)
@@ -335,6 +399,21 @@ class Engine:
                 admitted += 1
             if not active:
                 return
+            skipped = 0
+            for lane in active:
+                count, _ = skip_ahead(lane)
+                skipped += count
+            ready = [lane for lane in active if lane.stream not in done]
+            for lane in ready:
+                feed_pending(lane)
+            if progress and skipped:
+                progress(skipped)
+            if len(ready) < len(active):
+                active = ready
+                while emitted in done:
+                    yield done.pop(emitted)
+                    emitted += 1
+                continue
             for lane in active:
                 if lane.pos == layout.window:
                     ctx.slide(lane.seq, layout.sinks, layout.slide, layout.window)
@@ -348,25 +427,12 @@ class Engine:
                     sym, lo, f = cdf.symbol_from_logits(row, lane.dec.target(), work)
                 else:
                     sym, lo, f = lane.ensemble.decode(row, lane.dec.target(), work)
+                    lane.missed = False
                 lane.dec.consume(lo, f)
                 lane.token = sym
                 lane.pos += 1
-                if sym == escape:
-                    lane.out.append(lane.dec.decode_uniform(ESCAPE_BITS))
-                else:
-                    lane.out += pieces[sym]
-                lane.left -= 1
-                if lane.left == 0:
-                    bh, _, index = lane.blocks[lane.block]
-                    raw = bytes(lane.out)
-                    actual = container.block_crc32(raw)
-                    if len(raw) != bh.n_bytes or actual != bh.crc32:
-                        raise ChecksumError(block_index=index, expected=bh.crc32, actual=actual)
-                    lane.parts.append(raw)
-                    if not next_block(lane):
-                        done[lane.stream] = b"".join(lane.parts)
-                        free.append(lane.seq)
-                        finished = True
+                if finish_symbol(lane, sym):
+                    finished = True
             if progress:
                 progress(len(active))
             if finished:

@@ -68,7 +68,7 @@ class EnsembleConfig:
     mix_rate: int = 300  # SGD rate of the mixer weights, units of 2**-16
     bias_rate: int = 8000  # SGD rate of the bias head, units of 2**-16; 0 = no bias head
     llm_rate: int = 20  # SGD rate of the LLM's weight (its inverse temperature), units of 2**-16
-    skip: int = 0  # reserved for the confidence skip; must be 0 in version 1
+    skip: int = 0  # match length from which the LLM is skipped (confidence skip); 0 = never
 
     def check(self, error: type[Exception] = ValueError) -> "EnsembleConfig":
         if self.version == 0:
@@ -87,8 +87,8 @@ class EnsembleConfig:
             raise error(f"match_bits must be in 8..24, got {self.match_bits}")
         if self.mixer_contexts not in (0, 1):
             raise error(f"mixer_contexts must be 0 or 1, got {self.mixer_contexts}")
-        if self.skip != 0:
-            raise error("skip must be 0 in ensemble version 1")
+        if not (self.skip == 0 or (self.match_min and max(self.match_min, 4) <= self.skip <= 1024)):
+            raise error(f"skip must be 0 or a match length in max(4, match_min)..1024 with a match model, got {self.skip}")
         return self
 
     @property
@@ -135,6 +135,8 @@ class EnsembleConfig:
         parts.append(f"match >= {self.match_min} tokens" if self.match_min else "no match model")
         parts.append(f"bias head rate {self.bias_rate / _RATE_ONE:g}" if self.bias_rate else "no bias head")
         parts.append(f"mixer rate {self.mix_rate / _RATE_ONE:g}" + (", context sets" if self.mixer_contexts else ""))
+        if self.skip:
+            parts.append(f"LLM skipped from match length {self.skip}")
         return "; ".join(parts)
 
 
@@ -187,6 +189,9 @@ class EnsembleState:
         self.cand_tok = np.zeros(n_cand, dtype=np.int64)
         self.cand_feat = np.zeros(n_cand, dtype=np.int64)
         self.cand_val = np.zeros(n_cand, dtype=np.float64)
+        # Confidence skip: [hits, trials] of skipped predictions, per match-length bucket.
+        self.skip_counts = np.zeros((_MATCH_BUCKETS, 2), dtype=np.int64)
+        self.skipped = 0  # symbols coded without the LLM (for reports)
 
     def arrays(self):
         return (
@@ -194,6 +199,62 @@ class EnsembleState:
             self.match_table, self.w_global, self.w_sets, self.bias,
             self.cand_tok, self.cand_feat, self.cand_val,
         )
+
+    # -- confidence skip -------------------------------------------------------------------
+    #
+    # When the match model has followed a repeat for at least ``config.skip`` tokens, the next
+    # symbol is first coded as one binary event, "the match continues", with an adaptive
+    # probability from integer counts.  On a hit nothing else is coded and the LLM's logits are
+    # not needed (the decoder feeds the token to the model later, together with the next one);
+    # on a miss the symbol is coded as usual, logits and all.  The decision depends only on
+    # state both sides share, so it is the same on both sides.
+
+    def skip_prediction(self) -> int:
+        """The token the match model predicts if the next symbol may skip the LLM, else -1."""
+        if self.config.skip and self.counters[2] >= self.config.skip:
+            return int(self.hist[self.counters[1]])
+        return -1
+
+    def _hit_freq(self) -> tuple[int, int]:
+        bucket = _py_bucket(int(self.counters[2]), _MATCH_EDGES)
+        hits, trials = (int(x) for x in self.skip_counts[bucket])
+        freq = ((2 * hits + 1) * cdf.TOTAL) // (2 * trials + 2)  # exact integers
+        return bucket, min(max(freq, 1), cdf.TOTAL - 1)
+
+    def _count(self, bucket: int, hit: bool) -> None:
+        c = self.skip_counts[bucket]
+        c[0] += hit
+        c[1] += 1
+        if c[1] > 1000:  # keep adapting: halve old evidence
+            c[0] = (c[0] + 1) >> 1
+            c[1] = (c[1] + 1) >> 1
+
+    def encode_skip(self, token: int, predicted: int) -> tuple[tuple[int, int], bool]:
+        """The interval of the event "match continues" for ``token``, and whether it did; on a
+        hit the token is learned here (the caller codes nothing more)."""
+        bucket, freq = self._hit_freq()
+        hit = token == predicted
+        self._count(bucket, hit)
+        if hit:
+            self.observe(token)
+            return (0, freq), True
+        return (freq, cdf.TOTAL - freq), False
+
+    def decode_skip(self, target: int, predicted: int) -> tuple[tuple[int, int], bool]:
+        """Inverse of :meth:`encode_skip` for a decoder ``target``."""
+        bucket, freq = self._hit_freq()
+        hit = target < freq
+        self._count(bucket, hit)
+        if hit:
+            self.observe(predicted)
+            return (0, freq), True
+        return (freq, cdf.TOTAL - freq), False
+
+    def observe(self, token: int) -> None:
+        """Learn ``token`` without logits (history, n-grams, match model; the mixer is unchanged)."""
+        self._room()
+        _observe(token, self.ints, self.hist, self.counters, self.ng_check, self.ng_tok, self.ng_cnt, self.match_table)
+        self.skipped += 1
 
     def _room(self) -> None:
         if self.counters[0] >= self.hist.shape[0]:  # the jitted step writes hist[n]
@@ -265,6 +326,11 @@ def ln_pos(x):
 _COUNT_EDGES = np.array([2.0, 4.0, 8.0])  # context seen N times: 1, 2-3, 4-7, 8+
 _MATCH_EDGES = np.array([8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0])  # match length in tokens
 _GAP_EDGES = np.array([1.0, 2.5, 5.0])  # top-1 minus top-2 logit
+
+
+def _py_bucket(value: int, edges: np.ndarray) -> int:
+    """:func:`_bucket` in Python (integer value, same edges, same result)."""
+    return int(np.searchsorted(edges, value, side="right"))
 
 
 @njit(cache=True)

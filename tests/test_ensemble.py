@@ -195,3 +195,50 @@ def test_archives_record_the_ensemble_and_decode_with_it(codec, ensemble):
     recorded = header.params.ensemble
     assert recorded == (ensemble.header_bytes() if ensemble.enabled else b"")
     assert codec.decompress(archive) == TEXT
+
+
+# -- confidence skip (with the model: the decoder's KV bookkeeping is what is tested) ---------
+
+SKIP = dataclasses.replace(DEFAULT_ENSEMBLE, skip=8)
+ROWS = b"".join(b"<tr><td>%d</td><td>same cell text here</td><td>and here</td></tr>\n" % (i % 7) for i in range(40))
+
+
+def test_skip_config_is_checked():
+    assert EnsembleConfig.from_bytes(SKIP.to_bytes()) == SKIP
+    for bad in (3, 1025):
+        with pytest.raises(ValueError):
+            dataclasses.replace(DEFAULT_ENSEMBLE, skip=bad).check()
+    with pytest.raises(ValueError):
+        dataclasses.replace(DEFAULT_ENSEMBLE, skip=8, match_min=0).check()
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        dict(),  # one stream, no slide
+        dict(block_tokens=64, stream_tokens=256, window=96, slide=24, sinks=2),  # slides while tokens wait
+    ],
+)
+def test_skip_round_trips_and_skips(codec, monkeypatch, layout):
+    observed = []
+    real = EnsembleState.observe
+
+    def counting(self, token):
+        observed.append(token)
+        real(self, token)
+
+    monkeypatch.setattr(EnsembleState, "observe", counting)
+    archive = codec.compress(ROWS, ensemble=SKIP, fallback=False, **layout)
+    skipped_encoding = len(observed)
+    assert skipped_encoding > 50  # the repeated rows are mostly coded without the LLM
+    observed.clear()
+    for lanes in (1, 4):
+        saved, codec.lanes = codec.lanes, lanes
+        try:
+            assert codec.decompress(archive) == ROWS
+        finally:
+            codec.lanes = saved
+        assert len(observed) == skipped_encoding
+        observed.clear()
+    plain = codec.compress(ROWS, fallback=False, **layout)
+    assert plain != archive

@@ -1,0 +1,378 @@
+"""Streams coded on a Ray cluster: a drop-in alternative to :class:`nacrith.workers.WorkerPool`.
+
+Streams are independent (``nacrith.codec``): a stream's payloads depend only on its symbols
+and the archive's layout, never on where or with how many threads it was coded.  A
+:class:`RayPool` therefore hands whole streams to Ray actors and gives the results back **in
+stream order**, so its archives are byte-identical to a local run's, and archives decode on
+either engine whoever made them.  It has the two methods ``nacrith.codec`` calls on
+``Engine.workers`` (``encode_streams``, ``decode_streams``), like the local pool.
+
+Why actors: loading the model takes a second and a few hundred MB, so each actor loads it
+once (on its first task) and then codes stream after stream.  Each actor reserves
+``threads`` CPUs of the cluster and runs that many llama.cpp threads.  The model must be
+installed on every node: an actor finds it by SHA-256 among the installed presets
+(``nacrith.models``), or at the driver's path for a custom GGUF file.
+
+Memory: a stream's symbols travel as a task argument (Ray puts large ones in its object
+store), and at most two tasks per actor are submitted or waiting for their turn, so the
+driver holds a bounded window of streams and results, never the whole input.  The CLI adds
+its own bound: one archive member (``nacrith.chunked``) at a time.
+
+Faults: an actor that dies (killed, crashed, out of memory, its node lost) is restarted by
+Ray and its task retried, up to ``retries`` times (``max_restarts``/``max_task_retries``);
+since coding is deterministic, the retried stream gives the same bytes.  A stream that
+still fails raises :class:`WorkerError`; an error raised by the coding itself (a checksum
+mismatch, a missing model) is re-raised as the NacrithError it is, and is not retried.
+
+Progress: actors report how many symbols each task has coded to a small tally actor; the
+driver polls it while it waits and feeds one progress callback (one bar for all workers).
+A retried task's counts restart from zero, so the tally keeps each task's largest count and
+the driver credits a task's exact size when its result arrives: the bar never overcounts.
+
+Ray is optional (``pip install 'nacrith[ray]'``); it is imported only when a pool is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from . import models
+from .codec import Progress
+from .errors import MissingDependencyError, ModelNotFoundError, NacrithError, WorkerError
+from .workers import _run as run_task
+
+INSTALL = "pip install 'nacrith[ray]'"
+#: Restarts of a dead actor, and retries of the task it was running, before the job fails.
+DEFAULT_RETRIES = 3
+#: Seconds between progress reports from a busy actor, and between polls by the driver.
+PROGRESS_INTERVAL = 0.5
+#: Test hook, read by the driver when it starts its actors: ``once:PATH`` makes the first
+#: task on the whole cluster kill its actor's process (PATH, created then, marks that it
+#: happened), ``always`` makes every task do so, the way a crashed or killed worker would.
+FAULT_ENV = "NACRITH_TEST_RAY_FAULT"
+
+
+def import_ray():
+    """The ``ray`` module, or MissingDependencyError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise MissingDependencyError(
+            f"--engine ray needs Ray, which is not installed; install it with: {INSTALL} "
+            "(on this machine and on every node of the cluster)"
+        ) from None
+    return ray
+
+
+def connect(address: str | None) -> None:
+    """Join the Ray cluster at ``address`` (None: $RAY_ADDRESS or a cluster started on this
+    machine, else a new local one), unless this process is connected already."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return
+    # ray.init replaces the SIGTERM handler; the CLI's (no partial output) must stay.
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = address or "$RAY_ADDRESS or a local cluster"
+        raise WorkerError(f"cannot connect to the Ray cluster at {where}: {_first_line(exc)}") from None
+    finally:
+        if main and handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+
+
+# -- the worker side ------------------------------------------------------------------------
+
+
+def model_on_this_node(sha256: str, driver_path: str) -> models.ModelFile:
+    """The model file with this SHA-256 on the node an actor runs on."""
+    node = socket.gethostname()
+    try:
+        found = models.find_by_sha256(sha256)
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(f"on Ray node {node}: {exc} (the model must be installed on every node)") from None
+    if found is not None:
+        return found
+    path = Path(driver_path)
+    if path.is_file() and models.file_sha256(path) == sha256:
+        return models.ModelFile(path=path, sha256=sha256, name=path.name)
+    raise ModelNotFoundError(
+        f"Ray node {node} has no model with sha256 {sha256}: copy the GGUF file to {driver_path} "
+        "on every node (or install the model's package there)"
+    )
+
+
+def _maybe_crash(fault: str) -> None:
+    if fault == "always":
+        os._exit(3)
+    if fault.startswith("once:"):
+        try:
+            os.close(os.open(fault[5:], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        os._exit(3)
+
+
+class StreamCoder:
+    """A Ray actor (once wrapped by :func:`_remote_classes`): one model, stream after stream."""
+
+    def __init__(self, sha256: str, driver_path: str, threads: int, tally_name: str, fault: str):
+        # Plain values only: Ray warns that a restart could fail if a constructor argument
+        # lived in the object store (as an actor handle does), so the tally is found by name.
+        self.sha256 = sha256
+        self.driver_path = driver_path
+        self.threads = threads
+        self.tally_name = tally_name
+        self.tally = None
+        self.fault = fault
+        self.engine = None
+
+    def code(self, key: int, task: tuple) -> list:
+        """Code one task of :mod:`nacrith.workers`'s shape, reporting progress under ``key``."""
+        _maybe_crash(self.fault)
+        if self.engine is None:
+            from .codec import Engine
+
+            self.engine = Engine(model_on_this_node(self.sha256, self.driver_path), threads=self.threads)
+        if self.tally is None:
+            import ray
+
+            self.tally = ray.get_actor(self.tally_name)
+        coded = 0
+        last = time.monotonic()
+
+        def progress(n: int) -> None:
+            nonlocal coded, last
+            coded += n
+            now = time.monotonic()
+            if now - last >= PROGRESS_INTERVAL:
+                self.tally.report.remote(key, coded)  # fire and forget
+                last = now
+
+        return run_task(self.engine, task, progress)
+
+    def where(self) -> tuple[str, int]:
+        """(Ray node id, process id) of this actor: which machine and process codes here."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id(), os.getpid()
+
+
+class Tally:
+    """A Ray actor: symbols coded so far by each running task (the largest count reported)."""
+
+    def __init__(self):
+        self.counts: dict[int, int] = {}
+
+    def report(self, key: int, count: int) -> None:
+        if count > self.counts.get(key, 0):
+            self.counts[key] = count
+
+    def take(self, finished: list[int]) -> dict[int, int]:
+        """The counts of running tasks, after forgetting those of ``finished`` ones."""
+        for key in finished:
+            self.counts.pop(key, None)
+        return dict(self.counts)
+
+
+def _remote_classes(ray, threads: int, retries: int):
+    """The actor classes with their Ray options (ray is imported only here, not at import)."""
+    coder = ray.remote(
+        num_cpus=threads,
+        max_restarts=retries,
+        max_task_retries=retries,
+        scheduling_strategy="SPREAD",
+    )(StreamCoder)
+    tally = ray.remote(num_cpus=0)(Tally)
+    return coder, tally
+
+
+# -- the driver side ------------------------------------------------------------------------
+
+
+class RayPool:
+    """``workers`` Ray actors with ``threads`` llama.cpp threads (and CPUs) each, one model.
+
+    Connects and starts its actors on first use; reusable for many archives; :meth:`close`
+    (or ``with``) ends the actors (not the cluster).
+    """
+
+    def __init__(
+        self,
+        model_file: models.ModelFile,
+        workers: int,
+        threads: int = 1,
+        address: str | None = None,
+        retries: int | None = None,
+    ):
+        import_ray()  # fail now, before any work, if Ray is missing
+        self.model_file = model_file
+        self.workers = max(1, workers)
+        self.threads = max(1, threads)
+        self.address = address
+        self.retries = DEFAULT_RETRIES if retries is None else retries
+        self._actors: list = []
+        self._tally = None
+        self._issued = 0  # tasks ever submitted: their progress keys never repeat
+
+    def __enter__(self) -> "RayPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def actors(self) -> list:
+        """The actor handles (none before the first task)."""
+        return list(self._actors)
+
+    # -- what the codec calls ---------------------------------------------------------------
+
+    def encode_streams(self, streams: Iterable[np.ndarray], layout, numeric, progress: Progress | None) -> Iterator[list[bytes]]:
+        """Like ``Engine.encode_stream`` for each stream, in order: each stream's payloads."""
+        tasks = ((("encode", layout, numeric, symbols, 1), len(symbols)) for symbols in streams)
+        return self._ordered(tasks, progress)
+
+    def decode_streams(self, streams: Iterable[list], layout, numeric, lanes: int, progress: Progress | None) -> Iterator[bytes]:
+        """Like ``Engine.decode_streams``: each stream's bytes, in order.
+
+        The streams are dealt out in groups (at most ``lanes`` each, fewer when that keeps
+        every actor busy); each actor decodes its group in lockstep.
+        """
+        streams = list(streams)  # one archive member's blocks: bounded by the member
+        size = max(1, min(lanes, -(-len(streams) // self.workers)))
+        groups = [streams[k : k + size] for k in range(0, len(streams), size)]
+        tasks = (
+            (("decode", layout, numeric, group, size), sum(bh.n_symbols for s in group for bh, _, _ in s))
+            for group in groups
+        )
+        for decoded in self._ordered(tasks, progress):
+            yield from decoded
+
+    # -- machinery --------------------------------------------------------------------------
+
+    def _start(self):
+        ray = import_ray()
+        if self._actors:
+            return ray
+        connect(self.address)
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if self.workers * self.threads > cpus:
+            # An actor that cannot be placed would hold its task forever: refuse instead.
+            raise WorkerError(
+                f"{self.workers} Ray workers of {self.threads} thread(s) need {self.workers * self.threads} "
+                f"CPUs, but the cluster has {cpus:g}: ask for fewer --workers (or add nodes first)"
+            )
+        coder, tally = _remote_classes(ray, self.threads, self.retries)
+        fault = os.environ.get(FAULT_ENV, "")
+        name = f"nacrith-tally-{uuid.uuid4().hex}"
+        self._tally = tally.options(name=name).remote()
+        self._actors = [
+            coder.remote(self.model_file.sha256, str(self.model_file.path), self.threads, name, fault)
+            for _ in range(self.workers)
+        ]
+        return ray
+
+    def _ordered(self, tasks: Iterator[tuple], progress: Progress | None) -> Iterator:
+        """Run ``(task, symbols)`` pairs on the actors; yield their results in task order.
+
+        Each actor runs one task at a time, and at most two results per actor wait for their
+        turn, so the driver's memory stays bounded.
+        """
+        ray = self._start()
+        idle = list(self._actors)
+        running: dict = {}  # object ref -> (task index, progress key, actor, symbols)
+        results: dict[int, object] = {}
+        shown: dict[int, int] = {}  # symbols already on the progress bar, per running task's key
+        finished: list[int] = []  # keys whose tally entries can go
+        submitted = emitted = 0
+        exhausted = False
+        try:
+            while True:
+                while idle and not exhausted and submitted - emitted < 2 * len(self._actors):
+                    item = next(tasks, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    task, symbols = item
+                    actor, key = idle.pop(), self._issued
+                    running[actor.code.remote(key, task)] = (submitted, key, actor, symbols)
+                    shown[key] = 0
+                    submitted += 1
+                    self._issued += 1
+                while emitted in results:
+                    yield results.pop(emitted)
+                    emitted += 1
+                if exhausted and emitted == submitted:
+                    return
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=PROGRESS_INTERVAL)
+                for ref in ready:
+                    index, key, actor, symbols = running.pop(ref)
+                    results[index] = self._result(ray, ref, index)
+                    idle.append(actor)
+                    if progress and symbols > shown[key]:
+                        progress(symbols - shown[key])  # exact, whatever the tally last heard
+                    del shown[key]
+                    finished.append(key)
+                if running or finished:
+                    counts = ray.get(self._tally.take.remote(finished))
+                    finished = []
+                    for key, count in counts.items():
+                        if progress and key in shown and count > shown[key]:
+                            progress(count - shown[key])
+                            shown[key] = count
+        except GeneratorExit:  # the caller stopped early (zip() does, after the last result)
+            if running:
+                self.close()  # busy actors would delay the next job with stale work
+            raise
+        except BaseException:
+            self.close()  # an actor may be mid-task: start afresh next time
+            raise
+
+    def _result(self, ray, ref, index: int):
+        """A task's result, or the NacrithError that explains why there is none."""
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:  # raised by the coding itself: not retried
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, NacrithError):
+                raise cause from None
+            raise WorkerError(f"a Ray worker failed on task {index}: {type(cause).__name__}: {cause}") from None
+        except ray.exceptions.RayError as exc:  # the actor died, more often than it may restart
+            raise WorkerError(
+                f"a Ray worker died on task {index} and still failed after {self.retries} retries "
+                f"({type(exc).__name__}: {_first_line(exc)}); nothing was written. Check the nodes' memory "
+                "and logs (/tmp/ray/session_latest/logs), and report it if it persists"
+            ) from None
+
+    def close(self) -> None:
+        """End the actors (a later job starts new ones); the cluster itself stays up."""
+        actors, self._actors = self._actors + ([self._tally] if self._tally else []), []
+        self._tally = None
+        if not actors:
+            return
+        ray = import_ray()
+        if not ray.is_initialized():
+            return
+        for actor in actors:
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone, or the cluster is
+                pass
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
