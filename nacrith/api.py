@@ -15,6 +15,7 @@ from typing import Callable
 
 from . import codec, container, models
 from .codec import DEFAULT_LANES, Engine, Layout, NumericConfig, Progress
+from .ensemble import EnsembleConfig
 from .errors import FormatError
 from .workers import WorkerPool, plan as plan_workers
 
@@ -25,8 +26,8 @@ ENGINES = ("local", "ray")
 class Codec:
     """Compresses and decompresses with one default model, loading models at most once.
 
-    Layout settings (``block_tokens``, ``stream_tokens``, ``window``, ``slide``, ``sinks``; see
-    :class:`nacrith.codec.Layout`) change the bitstream and are recorded in each archive;
+    Layout settings (``block_tokens``, ``stream_tokens``, ``window``, ``slide``, ``sinks``,
+    ``ensemble``; see :class:`nacrith.codec.Layout`) change the bitstream and are recorded in each archive;
     ``threads``, ``lanes`` (streams decoded together) and ``workers`` (processes that code
     whole streams, each with its own model; see :mod:`nacrith.workers`) change only the
     speed.  ``threads`` is the total for all workers.  Call :meth:`close` (or use ``with``)
@@ -47,7 +48,7 @@ class Codec:
         engine: str = "local",
         address: str | None = None,
         limits: container.Limits = container.DEFAULT_LIMITS,
-        **layout: int,
+        **layout: int | EnsembleConfig,
     ):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -110,7 +111,7 @@ class Codec:
         progress: Progress | None = None,
         on_total: Callable[[int], None] | None = None,
         fallback: bool = True,
-        **overrides: int,
+        **overrides: int | EnsembleConfig,
     ) -> bytes:
         """Compress ``data`` with ``layout`` (default: the codec's), with keyword overrides.
 
@@ -187,11 +188,12 @@ def compress(
     *,
     model: str | os.PathLike | None = None,
     threads: int | None = None,
-    **layout: int,
+    **layout: int | EnsembleConfig,
 ) -> bytes:
     """Compress ``data`` to a nacrith archive (models stay loaded for later calls).
 
-    Layout keywords: ``block_tokens``, ``stream_tokens``, ``window``, ``slide``, ``sinks``.
+    Layout keywords: ``block_tokens``, ``stream_tokens``, ``window``, ``slide``, ``sinks``,
+    ``ensemble`` (an :class:`nacrith.ensemble.EnsembleConfig`).
     """
     return _codec(model, threads).compress(data, **layout)
 
