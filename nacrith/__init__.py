@@ -14,14 +14,18 @@ from .errors import (
     EnvironmentMismatchError,
     FormatError,
     LimitError,
+    MissingDependencyError,
     ModelError,
     ModelMismatchError,
     ModelNotFoundError,
     NacrithError,
+    NacrithWarning,
     TokenizationError,
     TruncatedError,
     UnsupportedVersionError,
+    WorkerError,
 )
+from .ensemble import EnsembleConfig
 from .stream import (
     FrameInfo,
     NacrithCompressor,
@@ -56,6 +60,11 @@ __all__ = [
     "EnvironmentMismatchError",
     "LimitError",
     "TokenizationError",
+    "WorkerError",
+    "MissingDependencyError",
+    "NacrithWarning",
+    # the ensemble's settings (a layout keyword: Codec(ensemble=...), compress(..., ensemble=...))
+    "EnsembleConfig",
 ]
 
 # fsspec (optional): `fsspec.open(..., compression="nacrith")` works once nacrith is imported.

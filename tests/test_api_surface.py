@@ -38,6 +38,11 @@ PUBLIC = [
     "EnvironmentMismatchError",
     "LimitError",
     "TokenizationError",
+    "WorkerError",
+    "MissingDependencyError",
+    "NacrithWarning",
+    # settings
+    "EnsembleConfig",
 ]
 
 
@@ -55,8 +60,12 @@ def test_format_constants():
 
 def test_exceptions_derive_from_nacrith_error():
     exported = [getattr(nacrith, n) for n in nacrith.__all__]
-    classes = [obj for obj in exported if inspect.isclass(obj) and issubclass(obj, BaseException)]
-    assert len(classes) == 11
+    classes = [
+        obj for obj in exported
+        if inspect.isclass(obj) and issubclass(obj, BaseException) and not issubclass(obj, Warning)
+    ]
+    assert len(classes) == 13
+    assert issubclass(nacrith.NacrithWarning, UserWarning)
     for cls in classes:
         assert issubclass(cls, nacrith.NacrithError), cls
     # Generic callers that catch the built-in counterparts keep working.
