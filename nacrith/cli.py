@@ -956,6 +956,13 @@ def test_cmd(ctx, files, quiet, model, threads, lanes, workers):
 
 # -- bench ----------------------------------------------------------------------------------
 
+def _kb_per_s(size: int, seconds: float | None) -> str:
+    """Original kilobytes (1000 bytes) per second, the speed users feel; '-' if not measured."""
+    if not seconds or seconds <= 0:
+        return "-"
+    return f"{size / seconds / 1000:,.1f}"
+
+
 _COLUMNS = [
     # header, width, BenchRow -> text
     ("compressor", 10, lambda r: r.compressor),
@@ -964,8 +971,10 @@ _COLUMNS = [
     ("bpb", 7, lambda r: "-" if r.bits_per_byte is None else f"{r.bits_per_byte:.3f}"),
     ("comp s", 9, lambda r: "-" if r.compress_seconds is None else f"{r.compress_seconds:.3f}"),
     ("comp tok/s", 10, lambda r: "-" if r.compress_tokens_per_second is None else f"{r.compress_tokens_per_second:,.1f}"),
+    ("comp KB/s", 9, lambda r: _kb_per_s(r.original_size, r.compress_seconds)),
     ("decomp s", 9, lambda r: "-" if r.decompress_seconds is None else f"{r.decompress_seconds:.3f}"),
     ("dec tok/s", 10, lambda r: "-" if r.decompress_tokens_per_second is None else f"{r.decompress_tokens_per_second:,.1f}"),
+    ("dec KB/s", 9, lambda r: _kb_per_s(r.original_size, r.decompress_seconds)),
     ("ok", 3, lambda r: "yes" if r.ok else "NO"),
 ]
 
