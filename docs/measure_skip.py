@@ -9,6 +9,7 @@ Markdown table.  Speeds are wall-clock on whatever this machine is doing at the 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 
@@ -21,7 +22,7 @@ def main() -> None:
     path, limit = sys.argv[1], int(sys.argv[2])
     skips = [int(x) for x in sys.argv[3:]] or [16]
     data = open(path, "rb").read()[:limit]
-    codec = nacrith.Codec(threads=2)
+    codec = nacrith.Codec(threads=int(os.environ.get("NACRITH_THREADS", "1")))
     skipped = [0]
     real = EnsembleState.observe
 

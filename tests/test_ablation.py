@@ -33,10 +33,6 @@ def test_rows_are_the_sizes_compress_writes(codec, rows):
         assert r.original_size == len(TEXT) and r.tokens > 0 and r.seconds > 0
 
 
-def test_ensemble_beats_the_llm_alone_on_repetitive_markup(rows):
-    assert rows[-1].archive_size < rows[0].archive_size
-
-
 def test_streams_and_blocks_are_honoured(codec, rows):
     layout = Layout(block_tokens=16, stream_tokens=32)
     small = ablation.ablation(codec.engine(models.resolve(None)), TEXT, layout, steps=ablation.STEPS[:1])
