@@ -21,6 +21,7 @@ from nacrith.ensemble import (
     EnsembleState,
     ln_pos,
 )
+from nacrith.codec import ENSEMBLE_MIN_BYTES
 from nacrith.errors import FormatError, UnsupportedVersionError
 
 V = 512
@@ -193,7 +194,12 @@ def test_archives_record_the_ensemble_and_decode_with_it(codec, ensemble):
     archive = codec.compress(TEXT, ensemble=ensemble, fallback=False)
     header = container.ArchiveReader(__import__("io").BytesIO(archive)).header
     recorded = header.params.ensemble
-    assert recorded == (ensemble.header_bytes() if ensemble.enabled else b"")
+    if ensemble == DEFAULT_ENSEMBLE:
+        # Short inputs are coded by the LLM alone (codec.ENSEMBLE_MIN_BYTES); the golden
+        # essay-ensemble archive covers the default preset on a longer input.
+        assert len(TEXT) < ENSEMBLE_MIN_BYTES and recorded == b""
+    else:
+        assert recorded == (ensemble.header_bytes() if ensemble.enabled else b"")
     assert codec.decompress(archive) == TEXT
 
 
