@@ -112,14 +112,5 @@ def decompress(
             write(data)
         report.original += len(data)
         report.compressed += reader.bytes_read
-        report.members.append(
-            container.ArchiveInfo(
-                header=reader.header,
-                n_blocks=reader.n_blocks,
-                total_symbols=reader.total_symbols,
-                total_bytes=reader.total_bytes,
-                compressed_size=reader.bytes_read,
-                trailer=reader.trailer,
-            )
-        )
+        report.members.append(container.summary(reader))
     return report

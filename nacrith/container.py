@@ -66,6 +66,7 @@ __all__ = [
     "iter_members",
     "read_info",
     "read_info_all",
+    "summary",
     "format_info",
 ]
 
@@ -838,6 +839,11 @@ def iter_members(
 def _info_from(reader: ArchiveReader) -> ArchiveInfo:
     for _ in reader.block_headers():
         pass
+    return summary(reader)
+
+
+def summary(reader: ArchiveReader) -> ArchiveInfo:
+    """The :class:`ArchiveInfo` of a member whose blocks ``reader`` has read to the end."""
     assert reader.trailer is not None
     return ArchiveInfo(
         header=reader.header,
