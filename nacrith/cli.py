@@ -1060,7 +1060,8 @@ def bench_cmd(
     env["peak_rss_mib"] = bench.peak_rss_mib()
     if not quiet:
         _say(
-            f"layout: {', '.join(f'{k}={v}' for k, v in dataclasses.asdict(codec.layout).items())}; "
+            f"layout: {', '.join(f'{f.name}={getattr(codec.layout, f.name)}' for f in dataclasses.fields(codec.layout) if f.name != 'ensemble')}; "
+            f"ensemble: {codec.layout.ensemble.describe()}; "
             f"lanes={codec.lanes}, workers={codec.workers}, threads={env['threads']}; "
             f"peak RSS {env['peak_rss_mib']:.0f} MiB"
         )
