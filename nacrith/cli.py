@@ -1023,7 +1023,10 @@ def bench_cmd(
             raise click.UsageError("--from-json takes no FILE: the measurements come from the document")
         env, rows = bench_report.load_json(from_json[0])
         for more in from_json[1:]:
-            rows = rows + bench_report.load_json(more)[1]
+            more_env, more_rows = bench_report.load_json(more)
+            rows = rows + more_rows
+            if more_env.get("max_bytes") != env.get("max_bytes"):
+                env = dict(env, max_bytes=None)  # the row labels say which files were cut
         width = max([len("file"), *(len(r.file) for r in rows)])
         click.echo(format_row(None, width), err=json_path == STDIO)
         for row in rows:
