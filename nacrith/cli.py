@@ -765,12 +765,17 @@ def compress(
                 _check_signal()
             meter = Meter(_bar_wanted(quiet), _display(src))
             verifying = [0.0]  # seconds spent in --verify, left out of the speed
+            digest = container.new_digest()  # of the input, for reading a file output back
 
             def check(member: bytes, chunk: bytes) -> None:
-                if verify:  # each member before it is written (memory: one chunk)
+                if not verify:
+                    return
+                if job.dest is None:  # stdout cannot be read back: each member before it is written
                     t = time.perf_counter()
                     _verify(codec, member, chunk, True, src)
                     verifying[0] += time.perf_counter() - t
+                else:
+                    digest.update(chunk)
 
             options = dict(chunk_bytes=chunk_bytes, progress=meter, on_total=meter.total, check=check)
             t0 = time.perf_counter()
@@ -780,6 +785,10 @@ def compress(
                 else:
                     with AtomicOutput(job.dest) as out:
                         report = chunked.compress(codec, source, out.file.write, **options)
+                        if verify:  # decode what is on disk before it takes the output's name
+                            t = time.perf_counter()
+                            _verify_file(codec, out, digest.digest(), report.original, quiet, src)
+                            verifying[0] += time.perf_counter() - t
                         out.commit(st)
             finally:
                 meter.close()
@@ -815,6 +824,29 @@ def _verify(codec: api.Codec, archive: bytes, data: bytes, quiet: bool, src: str
         raise ChecksumError(
             f"verification failed, the archive was not written: {problem}. This is a bug in "
             "nacrith or in its numeric environment; please report it with the input if you can."
+        )
+
+
+def _verify_file(codec: api.Codec, out: "AtomicOutput", want: bytes, size: int, quiet: bool, src: str) -> None:
+    """--verify for a file output: stream-decode the written temporary file and compare its
+    digest and size with the input's (memory: one member)."""
+    out.file.flush()
+    got = container.new_digest()
+    meter = Meter(_bar_wanted(quiet), f"{_display(src)} (verify)")
+    problem = None
+    try:
+        with open(out.tmp, "rb") as written:
+            report = chunked.decompress(codec, written, got.update, progress=meter)
+        if got.digest() != want or report.original != size:
+            problem = "it decodes to other bytes than the input"
+    except NacrithError as exc:
+        problem = f"it does not decode ({exc})"
+    finally:
+        meter.close()
+    if problem:
+        raise ChecksumError(
+            f"verification failed, the archive was not written: {problem}. This is a bug in "
+            "nacrith, its numeric environment or the disk; please report it with the input if you can."
         )
 
 

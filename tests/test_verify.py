@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nacrith import api, cli
+from nacrith import api, chunked, cli
 
 TEXT = (
     b"It was the best of times, it was the worst of times, it was the age of wisdom, it was the "
@@ -37,7 +37,11 @@ def test_verify_keeps_a_good_archive(tmp_path, codec):
 def test_verify_refuses_an_archive_that_decodes_wrong(tmp_path, monkeypatch):
     src = tmp_path / "a.txt"
     src.write_bytes(TEXT)
+    # A file output is read back and decoded member by member (chunked.decompress); standard
+    # output, which cannot be read back, is checked member by member before it is written.
     monkeypatch.setattr(api.Codec, "decompress", lambda self, data, **kw: TEXT + b"?")
+    real = chunked.decompress_archive
+    monkeypatch.setattr(chunked, "decompress_archive", lambda *a, **kw: real(*a, **kw) + b"?")
     result = run("compress", "--verify", "-T", "1", str(src))
     assert result.exit_code == 4, result.stderr
     (line,) = result.stderr.strip().splitlines()
