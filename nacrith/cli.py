@@ -772,7 +772,7 @@ def compress(
                     return
                 if job.dest is None:  # stdout cannot be read back: each member before it is written
                     t = time.perf_counter()
-                    _verify(codec, member, chunk, True, src)
+                    _verify(True, src, lambda m: codec.decompress(member, progress=m, on_total=m.total) == chunk)
                     verifying[0] += time.perf_counter() - t
                 else:
                     digest.update(chunk)
@@ -787,7 +787,7 @@ def compress(
                         report = chunked.compress(codec, source, out.file.write, **options)
                         if verify:  # decode what is on disk before it takes the output's name
                             t = time.perf_counter()
-                            _verify_file(codec, out, digest.digest(), report.original, quiet, src)
+                            _verify(quiet, src, _file_decodes_to(codec, out, digest.digest(), report.original))
                             verifying[0] += time.perf_counter() - t
                         out.commit(st)
             finally:
@@ -809,35 +809,12 @@ def compress(
     ctx.exit(_for_each(files, one))
 
 
-def _verify(codec: api.Codec, archive: bytes, data: bytes, quiet: bool, src: str) -> None:
-    """--verify: decode a new archive before it is kept; refuse it unless it gives back ``data``."""
+def _verify(quiet: bool, src: str, decodes_back: Callable[["Meter"], bool]) -> None:
+    """--verify: refuse a new archive unless ``decodes_back(meter)`` says it gives back the input."""
     meter = Meter(_bar_wanted(quiet), f"{_display(src)} (verify)")
     problem = None
     try:
-        if codec.decompress(archive, progress=meter, on_total=meter.total) != data:
-            problem = "it decodes to other bytes than the input"
-    except NacrithError as exc:
-        problem = f"it does not decode ({exc})"
-    finally:
-        meter.close()
-    if problem:
-        raise ChecksumError(
-            f"verification failed, the archive was not written: {problem}. This is a bug in "
-            "nacrith or in its numeric environment; please report it with the input if you can."
-        )
-
-
-def _verify_file(codec: api.Codec, out: "AtomicOutput", want: bytes, size: int, quiet: bool, src: str) -> None:
-    """--verify for a file output: stream-decode the written temporary file and compare its
-    digest and size with the input's (memory: one member)."""
-    out.file.flush()
-    got = container.new_digest()
-    meter = Meter(_bar_wanted(quiet), f"{_display(src)} (verify)")
-    problem = None
-    try:
-        with open(out.tmp, "rb") as written:
-            report = chunked.decompress(codec, written, got.update, progress=meter)
-        if got.digest() != want or report.original != size:
+        if not decodes_back(meter):
             problem = "it decodes to other bytes than the input"
     except NacrithError as exc:
         problem = f"it does not decode ({exc})"
@@ -848,6 +825,20 @@ def _verify_file(codec: api.Codec, out: "AtomicOutput", want: bytes, size: int, 
             f"verification failed, the archive was not written: {problem}. This is a bug in "
             "nacrith, its numeric environment or the disk; please report it with the input if you can."
         )
+
+
+def _file_decodes_to(codec: api.Codec, out: "AtomicOutput", want: bytes, size: int) -> Callable[["Meter"], bool]:
+    """For a file output: stream-decode the written temporary file (memory: one member) and
+    compare its digest and size with the input's."""
+
+    def check(meter: "Meter") -> bool:
+        out.file.flush()
+        got = container.new_digest()
+        with open(out.tmp, "rb") as written:
+            report = chunked.decompress(codec, written, got.update, progress=meter)
+        return got.digest() == want and report.original == size
+
+    return check
 
 
 def _finish(job: Job, keep: bool, quiet: bool, warned: list) -> None:
