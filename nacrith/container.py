@@ -480,6 +480,16 @@ def _read_upto(fileobj: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
+def _text_param(values: dict[int, bytes], key: ParamKey) -> str:
+    """An optional UTF-8 text parameter ("" when absent); FormatError if it is not UTF-8."""
+    try:
+        return values.get(key, b"").decode("utf-8")
+    except UnicodeDecodeError:
+        raise FormatError(
+            f"corrupt archive header: {key.name.lower()} parameter is not valid UTF-8; " + _RESTORE_HINT
+        ) from None
+
+
 def _parse_params(mode: int, raw: bytes) -> CodecParams | None:
     values: dict[int, bytes] = {}
     pos = 0
@@ -539,18 +549,8 @@ def _parse_params(mode: int, raw: bytes) -> CodecParams | None:
         raise FormatError(
             f"corrupt archive header: flash_attn must be 0 or 1, got {flash}; " + _RESTORE_HINT
         )
-    try:
-        backend = values.get(ParamKey.BACKEND, b"").decode("utf-8")
-    except UnicodeDecodeError:
-        raise FormatError(
-            "corrupt archive header: backend parameter is not valid UTF-8; " + _RESTORE_HINT
-        ) from None
-    try:
-        fingerprint = values.get(ParamKey.FINGERPRINT, b"").decode("utf-8")
-    except UnicodeDecodeError:
-        raise FormatError(
-            "corrupt archive header: fingerprint parameter is not valid UTF-8; " + _RESTORE_HINT
-        ) from None
+    backend = _text_param(values, ParamKey.BACKEND)
+    fingerprint = _text_param(values, ParamKey.FINGERPRINT)
     kv = values[ParamKey.KV_TYPES]
     stream_tokens, window, slide, sinks = (
         _U32.unpack(values[k])[0]
