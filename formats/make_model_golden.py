@@ -1,8 +1,9 @@
 """Regenerate (or, with --check, verify) the golden model-coded archives in formats/golden/model/.
 
 These pin the whole bitstream: tokenizer, escapes, llama.cpp numerics (flash attention, Q8_0
-K/V), CDF quantization, arithmetic coder and container.  A change that alters any of them
+K and F16 V cache), CDF quantization, arithmetic coder and container.  A change that alters any of them
 makes tests/test_golden.py fail, which is the point: old archives must keep decoding.
+(``golden/model-kvq8/`` keeps two archives of the earlier Q8_0 V cache default, decode-only.)
 
 Usage: python formats/make_model_golden.py [--check]
 """

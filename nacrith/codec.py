@@ -18,9 +18,9 @@ decodable at all).  Everything below is fixed by parameters recorded in the arch
 * The logits that predict symbol ``i`` of a stream come from the model after the start token
   and symbols ``0..i-1`` (an escaped byte enters the model as the escape token).  The encoder
   evaluates runs of known tokens in batches (never across a slide); the decoder evaluates one
-  token per stream per call.  That is only allowed because flash attention with a Q8_0 K/V
-  cache makes batched, one-token and multi-sequence logits bit-identical;
-  ``tests/test_determinism.py`` proves it on every run.
+  token per stream per call.  That is only allowed because flash attention with a Q8_0 K
+  cache (V in F16 by default, or Q8_0) makes batched, one-token and multi-sequence logits
+  bit-identical; ``tests/test_determinism.py`` proves it on every run for both.
 * ``cdf.interval_from_logits`` / ``symbol_from_logits`` turn one row of logits into integer
   frequencies with total 2**24 in one jitted function; the coder only sees integers.
 """
@@ -150,11 +150,25 @@ def default_threads(sample_seconds: float = 0.2) -> int:
 
 @dataclass(frozen=True)
 class NumericConfig:
-    """The llama.cpp settings that change logits, recorded in every archive."""
+    """The llama.cpp settings that change logits, recorded in every archive.
+
+    Only configurations in :data:`EXACT_NUMERICS` are used: in them llama.cpp's CPU flash
+    attention gives the same logits for a token evaluated alone, in a batch or beside other
+    sequences.  With F16 (or F32) for both K and V it does not (batches take a tiled path that
+    rounds differently: up to 2.2 logits apart, measured with llama-cpp-python 0.3.36).  A Q8_0 K
+    with an F16 V cache is the default because it is faster than Q8_0 for both at the same
+    exactness (window 1024, batches of 128, 2 threads: about 140 against 115 tokens/s),
+    since V rows are not dequantised for every query.
+    """
 
     flash_attn: bool = True
     type_k: int = 8  # GGML_TYPE_Q8_0
-    type_v: int = 8
+    type_v: int = 1  # GGML_TYPE_F16
+
+
+#: The numeric configurations archives may use (the default first; Q8_0/Q8_0 was the
+#: default of earlier archives and is still decoded).
+EXACT_NUMERICS = (NumericConfig(), NumericConfig(type_v=8))
 
 
 @dataclass
@@ -552,8 +566,8 @@ def check_params(params: CodecParams) -> Layout:
             f"archive uses CDF total 2^{params.cdf_total_bits}; only 2^{cdf.TOTAL_BITS} is supported"
         )
     numeric = NumericConfig(params.flash_attn, params.type_k, params.type_v)
-    if numeric != NumericConfig():
-        # Only this configuration makes batched and one-token logits identical (module doc).
+    if numeric not in EXACT_NUMERICS:
+        # Only these configurations make batched and one-token logits identical (module doc).
         raise UnsupportedVersionError(
             f"archive uses llama.cpp settings {numeric} that this nacrith cannot reproduce exactly"
         )

@@ -1,7 +1,8 @@
 """The numeric configuration really is deterministic: the codec relies on these equalities.
 
 The encoder evaluates tokens in batches while the decoder evaluates one token per call;
-that is only correct if the logits are bit-identical (flash attention on, Q8_0 K/V cache).
+that is only correct if the logits are bit-identical (flash attention on, a Q8_0 K cache):
+every test runs for each configuration archives may use (``codec.EXACT_NUMERICS``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nacrith.codec import NumericConfig
+from nacrith.codec import EXACT_NUMERICS
 
 
 TEXT = (
@@ -21,6 +22,11 @@ TEXT = (
     b"would be worth the trouble of getting up and picking the daisies, when suddenly a White Rabbit "
     b"with pink eyes ran close by her."
 )
+
+
+@pytest.fixture(params=EXACT_NUMERICS, ids=lambda n: f"k{n.type_k}v{n.type_v}")
+def numeric(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +46,16 @@ def batched(ctx, tokens, size):
     return np.concatenate(rows)
 
 
-def test_batched_logits_equal_one_token_logits(engine, tokens):
-    ctx = engine.context(512, NumericConfig())
+def test_batched_logits_equal_one_token_logits(engine, tokens, numeric):
+    ctx = engine.context(512, numeric)
     ref = one_by_one(ctx, tokens)
     for size in (ctx.n_batch, 7, 100):
         got = batched(ctx, tokens, size)
         assert np.array_equal(got, ref), f"batch size {size}: max |d| {np.abs(got - ref).max()}"
 
 
-def test_thread_count_does_not_change_logits(engine, tokens):
-    ctx = engine.context(512, NumericConfig())
+def test_thread_count_does_not_change_logits(engine, tokens, numeric):
+    ctx = engine.context(512, numeric)
     ctx.set_threads(1)
     one = batched(ctx, tokens, ctx.n_batch)
     ctx.set_threads(2)
@@ -58,8 +64,8 @@ def test_thread_count_does_not_change_logits(engine, tokens):
     assert np.array_equal(one, two)
 
 
-def test_repeated_runs_identical(engine, tokens):
-    ctx = engine.context(512, NumericConfig())
+def test_repeated_runs_identical(engine, tokens, numeric):
+    ctx = engine.context(512, numeric)
     assert np.array_equal(batched(ctx, tokens, 64), batched(ctx, tokens, 64))
 
 
@@ -84,19 +90,19 @@ def long_tokens(engine):
     return np.concatenate(([engine.start_token], syms)).astype(np.int64)
 
 
-def test_slid_window_batched_equals_one_token(engine, long_tokens):
-    ctx = engine.context(160, NumericConfig())
+def test_slid_window_batched_equals_one_token(engine, long_tokens, numeric):
+    ctx = engine.context(160, numeric)
     assert len(long_tokens) > 2 * 160  # several slides
     assert np.array_equal(stream_with_slides(ctx, long_tokens, 64), stream_with_slides(ctx, long_tokens, 1))
 
 
-def test_lockstep_streams_equal_streams_alone(engine, long_tokens):
+def test_lockstep_streams_equal_streams_alone(engine, long_tokens, numeric):
     """Several sequences in one llama_decode give each the logits it gets alone."""
     n = 3
-    alone_ctx = engine.context(160, NumericConfig())
+    alone_ctx = engine.context(160, numeric)
     parts = [long_tokens[k * 40 : k * 40 + 120] for k in range(n)]
     alone = [stream_with_slides(alone_ctx, p, 32, window=100, slide=30) for p in parts]
-    ctx = engine.context(100, NumericConfig(), lanes=n)
+    ctx = engine.context(100, numeric, lanes=n)
     ctx.clear()
     pos = [0] * n
     got = [[] for _ in range(n)]

@@ -85,7 +85,7 @@ def test_current_depends_on_numeric_settings_and_is_stable():
     assert here == fingerprint.current(NumericConfig())
     assert here != fingerprint.current(NumericConfig(type_k=1, type_v=1))
     assert len(here.encode()) <= 255
-    assert fingerprint.describe(NumericConfig()).startswith("fa=1 kv=q8_0/q8_0; ")
+    assert fingerprint.describe(NumericConfig()).startswith("fa=1 kv=q8_0/f16; ")
 
 
 # -- the container field --------------------------------------------------------------------

@@ -34,3 +34,15 @@ def test_compressing_reproduces_golden_archive(codec, name):
     golden = (make_model_golden.HERE / f"{name}.txt.nc").read_bytes()
     # The fingerprint (header key 15) names the machine, not the bitstream: compare without it.
     assert restamp(blob, "") == restamp(golden, "")
+
+
+KVQ8 = FORMATS / "golden" / "model-kvq8"
+
+
+@pytest.mark.parametrize("name", ["prose", "essay-ensemble"])
+def test_archives_with_the_earlier_q8_v_cache_still_decode(codec, name):
+    """Archives made before the F16 V cache became the default (K and V in Q8_0) keep decoding."""
+    archive = (KVQ8 / f"{name}.txt.nc").read_bytes()
+    params = container.read_info(io.BytesIO(archive)).header.params
+    assert (params.type_k, params.type_v) == (8, 8)
+    assert codec.decompress(archive) == (KVQ8 / f"{name}.txt").read_bytes()
