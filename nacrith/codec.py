@@ -96,12 +96,11 @@ class Layout:
             raise error(
                 f"stream_tokens ({self.stream_tokens}) must be a multiple of block_tokens ({self.block_tokens})"
             )
-        if not 2 <= self.window <= MAX_WINDOW:
-            raise error(f"window must be in 2..{MAX_WINDOW}, got {self.window}")
-        if not (self.sinks >= 0 and self.slide >= 1 and self.sinks + self.slide < self.window):
-            raise error(
-                f"need sinks >= 0, slide >= 1 and sinks + slide < window (got {self.sinks}, {self.slide}, {self.window})"
-            )
+        if self.sinks < 0:
+            raise error(f"sinks must be >= 0, got {self.sinks}")
+        problem = container.window_problem(self.stream_tokens, self.window, self.slide, self.sinks)
+        if problem:
+            raise error(problem)
         if not isinstance(self.ensemble, EnsembleConfig):
             raise error(f"ensemble must be an EnsembleConfig, got {type(self.ensemble).__name__}")
         self.ensemble.check(error)

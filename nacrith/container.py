@@ -44,6 +44,7 @@ __all__ = [
     "MODE_STORED",
     "MODE_HYBRID",
     "MODE_ZSTD",
+    "MODE_BYTECM",
     "KNOWN_MODES",
     "DIGEST_SIZE",
     "MIN_WINDOW",
@@ -84,10 +85,17 @@ MODE_MODEL = 0  # payloads are arithmetic-coded model symbols
 MODE_STORED = 1  # payloads are the original bytes verbatim
 MODE_HYBRID = 2  # region table, zstd-coded binary regions, model-coded text (nacrith.hybrid)
 MODE_ZSTD = 3  # payloads are zstd frames of the original bytes
-KNOWN_MODES = (MODE_MODEL, MODE_STORED, MODE_HYBRID, MODE_ZSTD)
+MODE_BYTECM = 4  # payloads are bytecm (context-mixing) streams of the original bytes
+KNOWN_MODES = (MODE_MODEL, MODE_STORED, MODE_HYBRID, MODE_ZSTD, MODE_BYTECM)
 #: Modes whose header must carry the model parameters.
 MODEL_MODES = (MODE_MODEL, MODE_HYBRID)
-_MODE_NAMES = {MODE_MODEL: "model", MODE_STORED: "stored", MODE_HYBRID: "hybrid", MODE_ZSTD: "zstd"}
+_MODE_NAMES = {
+    MODE_MODEL: "model",
+    MODE_STORED: "stored",
+    MODE_HYBRID: "hybrid",
+    MODE_ZSTD: "zstd",
+    MODE_BYTECM: "bytecm",
+}
 
 #: Size in bytes of the BLAKE2b digest of the original data in the trailer.
 DIGEST_SIZE = 16
@@ -221,7 +229,7 @@ class CodecParams:
             "block_tokens", "start_token", "escape_token", "stream_tokens", "window", "slide", "sinks"
         ):
             _check_uint(name, getattr(self, name), _U32_MAX)
-        problem = _window_problem(self.stream_tokens, self.window, self.slide, self.sinks)
+        problem = window_problem(self.stream_tokens, self.window, self.slide, self.sinks)
         if problem:
             raise ValueError(problem)
         if not isinstance(self.flash_attn, bool):
@@ -323,8 +331,9 @@ def _check_uint(name: str, value: object, maximum: int) -> None:
         raise ValueError(f"{name} must be in [0, {maximum}], got {value}")
 
 
-def _window_problem(stream_tokens: int, window: int, slide: int, sinks: int) -> str | None:
-    """Why the stream/window parameters are invalid, or None (checks shared by both sides)."""
+def window_problem(stream_tokens: int, window: int, slide: int, sinks: int) -> str | None:
+    """Why the stream/window parameters are invalid, or None (shared by the header reader and
+    writer and by ``codec.Layout.check``)."""
     if stream_tokens < 1:
         return f"stream_tokens must be >= 1, got {stream_tokens}"
     if not MIN_WINDOW <= window <= MAX_WINDOW:
@@ -384,7 +393,7 @@ def _encode_params(params: CodecParams) -> bytes:
 def encode_header(mode: int, params: CodecParams | None) -> bytes:
     """Serialize a v1 header (magic through header_crc).
 
-    Modes 0 and 2 require ``params``; modes 1 and 3 accept ``None`` (empty params).
+    Modes 0 and 2 require ``params``; modes 1, 3 and 4 accept ``None`` (empty params).
     """
     if mode not in KNOWN_MODES:
         raise ValueError(f"unknown mode {mode!r}; v1 defines {KNOWN_MODES}")
@@ -556,7 +565,7 @@ def _parse_params(mode: int, raw: bytes) -> CodecParams | None:
         _U32.unpack(values[k])[0]
         for k in (ParamKey.STREAM_TOKENS, ParamKey.WINDOW, ParamKey.SLIDE, ParamKey.SINKS)
     )
-    problem = _window_problem(stream_tokens, window, slide, sinks)
+    problem = window_problem(stream_tokens, window, slide, sinks)
     if problem:
         raise FormatError(f"corrupt archive header: {problem}; " + _RESTORE_HINT)
     return CodecParams(
@@ -783,9 +792,9 @@ class ArchiveReader:
                 f"(n_symbols={bh.n_symbols}, n_bytes={bh.n_bytes}, "
                 f"payload_len={bh.payload_len}); " + _RESTORE_HINT
             )
-        if self.header.mode == MODE_ZSTD and bh.n_symbols != bh.n_bytes:
+        if self.header.mode in (MODE_ZSTD, MODE_BYTECM) and bh.n_symbols != bh.n_bytes:
             raise FormatError(
-                f"corrupt archive: zstd block {index} has n_symbols={bh.n_symbols} but "
+                f"corrupt archive: {_MODE_NAMES[self.header.mode]} block {index} has n_symbols={bh.n_symbols} but "
                 f"n_bytes={bh.n_bytes} (they must be equal); " + _RESTORE_HINT
             )
 
