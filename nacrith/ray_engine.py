@@ -50,6 +50,7 @@ from . import models
 from .codec import Progress
 from .errors import MissingDependencyError, ModelNotFoundError, NacrithError, WorkerError
 from .workers import _run as run_task
+from .workers import lane_groups
 
 INSTALL = "pip install 'nacrith[ray]'"
 #: Restarts of a dead actor, and retries of the task it was running, before the job fails.
@@ -251,9 +252,7 @@ class RayPool:
         The streams are dealt out in groups (at most ``lanes`` each, fewer when that keeps
         every actor busy); each actor decodes its group in lockstep.
         """
-        streams = list(streams)  # one archive member's blocks: bounded by the member
-        size = max(1, min(lanes, -(-len(streams) // self.workers)))
-        groups = [streams[k : k + size] for k in range(0, len(streams), size)]
+        size, groups = lane_groups(streams, lanes, self.workers)
         tasks = (
             (("decode", layout, numeric, group, size), sum(bh.n_symbols for s in group for bh, _, _ in s))
             for group in groups

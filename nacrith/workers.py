@@ -127,6 +127,15 @@ class _Worker:
     task: int | None = None  # index of the task it is working on
 
 
+def lane_groups(streams: Iterable[list], lanes: int, workers: int) -> tuple[int, list[list]]:
+    """Deal one archive member's streams into groups decoded in lockstep, one per task:
+    at most ``lanes`` streams each, fewer when that keeps all ``workers`` busy.
+    Returns (group size, groups)."""
+    streams = list(streams)  # one archive member's blocks: bounded by the member
+    size = max(1, min(lanes, -(-len(streams) // workers)))
+    return size, [streams[k : k + size] for k in range(0, len(streams), size)]
+
+
 class WorkerPool:
     """``processes`` worker processes with ``threads`` llama.cpp threads each, one model.
 
@@ -163,9 +172,7 @@ class WorkerPool:
         The streams are dealt out in groups (at most ``lanes`` each, fewer when that keeps
         every worker busy); each worker decodes its group in lockstep.
         """
-        streams = list(streams)  # one archive member's blocks: bounded by the member
-        size = max(1, min(lanes, -(-len(streams) // self.processes)))
-        groups = [streams[k : k + size] for k in range(0, len(streams), size)]
+        size, groups = lane_groups(streams, lanes, self.processes)
         tasks = (("decode", layout, numeric, group, size) for group in groups)
         for decoded in self._ordered(tasks, progress):
             yield from decoded
