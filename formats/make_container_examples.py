@@ -302,6 +302,27 @@ def build() -> dict[str, bytes]:
     files[m + "zstd-symbols-bytes-differ.nc"] = (
         header(3, b"") + block_fields(44, 45, len(frame), crc(FOX_TEXT)) + frame + rest
     )
+    files[m + "hybrid-mixed-binary-coders.nc"] = hybrid_archive(  # kinds 0 and 5 in one table
+        hybrid_table(entries=b"\x00\x05\x05\x05\x01\x06")
+    )
+
+    # bytecm (mode 4, section 4.4): the payload is "version, mem_log, coded bits"; the coded
+    # bits here are arbitrary (any bits decode to some bytes, which the block CRC rejects).
+    def bytecm_archive(payload: bytes, n_symbols: int = 45, n_bytes: int = 45) -> bytes:
+        return (
+            header(4, b"")
+            + block(n_symbols, n_bytes, len(payload), crc(FOX_TEXT), payload)
+            + end(n_bytes, blake(FOX_TEXT))
+        )
+
+    bits = bytes((i * 37 + 11) % 256 for i in range(80))
+    files[m + "bytecm-symbols-bytes-differ.nc"] = bytecm_archive(b"\x01\x10" + bits, n_symbols=44)
+    files[m + "bytecm-bad-version.nc"] = bytecm_archive(b"\x02\x10" + bits)
+    files[m + "bytecm-bad-mem-log.nc"] = bytecm_archive(b"\x01\x17" + bits)
+    files[m + "bytecm-short-payload.nc"] = bytecm_archive(b"\x01")
+    files[m + "bytecm-block-crc-mismatch.nc"] = bytecm_archive(b"\x01\x10" + bits)
+    big = (16 << 20) + 1
+    files[m + "bytecm-block-too-large.nc"] = bytecm_archive(b"\x01\x10" + bits, n_symbols=big, n_bytes=big)
     return files
 
 

@@ -636,10 +636,11 @@ def decompress_archive(
             if progress:
                 progress(bh.n_symbols)
         _check_trailer(reader.trailer, out, digest)
-    elif header.mode == container.MODE_ZSTD:
+    elif header.mode in (container.MODE_ZSTD, container.MODE_BYTECM):
         from . import hybrid
 
-        for raw in hybrid.decode_zstd(reader, progress):
+        decode = hybrid.decode_zstd if header.mode == container.MODE_ZSTD else hybrid.decode_bytecm
+        for raw in decode(reader, progress):
             out += raw
             digest.update(raw)
         _check_trailer(reader.trailer, out, digest)

@@ -197,7 +197,7 @@ def test_generator_reproduces_checked_in_files():
         path = FORMATS / rel
         assert path.is_file(), f"{rel} missing: run formats/make_container_examples.py"
         assert path.read_bytes() == data, f"{rel} differs from the generator"
-    on_disk = {f"must-fail/{p.name}" for g in ("container-*", "hybrid-*", "zstd-*") for p in MUST_FAIL.glob(g)}
+    on_disk = {f"must-fail/{p.name}" for g in ("container-*", "hybrid-*", "zstd-*", "bytecm-*") for p in MUST_FAIL.glob(g)}
     on_disk |= {f"golden/container/{p.name}" for p in GOLDEN.iterdir() if p.suffix != ".md"}
     assert on_disk == set(built)
 
