@@ -20,15 +20,16 @@ from typing import Callable
 from . import container
 from .codec import Engine, Layout, NumericConfig, frame_blocks
 from .coder import ArithmeticEncoder
-from .ensemble import DEFAULT_ENSEMBLE, LLM_ONLY, EnsembleConfig
+from .ensemble import DEFAULT_ENSEMBLE, LLM_ONLY, PRESET_1, EnsembleConfig
 
 # Cumulative steps, as the issue asks: each row adds one part to the row above.
 STEPS: list[tuple[str, EnsembleConfig]] = [
     ("LLM alone", LLM_ONLY),
-    ("+ n-gram (orders 1-4)", dataclasses.replace(DEFAULT_ENSEMBLE, match_min=0, bias_rate=0, mixer_contexts=0, llm_rate=0)),
-    ("+ bias head", dataclasses.replace(DEFAULT_ENSEMBLE, match_min=0, mixer_contexts=0, llm_rate=0)),
-    ("+ match model", dataclasses.replace(DEFAULT_ENSEMBLE, mixer_contexts=0, llm_rate=0)),
-    ("+ mixer contexts and LLM temperature (default)", DEFAULT_ENSEMBLE),
+    ("+ n-gram (orders 1-4)", dataclasses.replace(PRESET_1, match_min=0, bias_rate=0, mixer_contexts=0, llm_rate=0)),
+    ("+ bias head", dataclasses.replace(PRESET_1, match_min=0, mixer_contexts=0, llm_rate=0)),
+    ("+ match model", dataclasses.replace(PRESET_1, mixer_contexts=0, llm_rate=0)),
+    ("+ mixer contexts and LLM temperature (preset 1)", PRESET_1),
+    ("+ previous-token weight sets and APM (default)", DEFAULT_ENSEMBLE),
 ]
 
 

@@ -19,7 +19,14 @@ and ``cdf`` turns the scores into integer frequencies (``w = exp(s - max s)``). 
 * **mixer**: the weights ``a`` and ``w`` are the sum of a global set and a set selected by a
   small context (how peaked the LLM is, the longest n-gram order that has statistics, the
   match length), learned online by SGD on ``-log2 p``; a constant learning rate keeps them
-  following the local situation (forgetting), unlike a cumulative-loss mixture.
+  following the local situation (forgetting), unlike a cumulative-loss mixture.  Version 2
+  adds a third set selected by a hash of the previous token (``prev_sets``).
+* **APM / SSE** (version 2, ``apm_rate``): after mixing, the probability of one token (the
+  match model's prediction while a match runs, else the most probable token) is refined by
+  an adaptive table indexed by a small context and the quantised stretch ``ln(p / (1 - p))``
+  (interpolated between the two nearest of 33 entries), averaged with the input in the
+  stretch domain; the other tokens are rescaled together.  The mixer and the bias head learn
+  from the probabilities before this stage.
 
 Determinism: every operation is an IEEE binary64 ``+ - * /`` or a comparison, in a fixed order,
 compiled by numba without ``fastmath``; the only exponential is ``cdf.exp_nonpos``.  Encoder
@@ -46,10 +53,16 @@ _GAP_BUCKETS = 4
 _MATCH_STATES = 3  # none, short, long
 _MATCH_MAX_BACK = 64  # how far a new match is verified backwards (its initial length)
 _RATE_ONE = 1 << 16
+_APM_ENTRIES = 33  # stretch -8..8 in steps of 1/2
+_APM_MATCH = 3  # match state: none, short, long
+_WEIGHT_ONE = float(1 << cdf.WEIGHT_BITS)
 ALPHA = 1.0
 INIT_NGRAM = 0.3  # learning rates are stored as integers in units of 2**-16
 
-_CONFIG = struct.Struct("<BBBBBBHHHH")
+_CONFIG = struct.Struct("<BBBBBBHHHH")  # version 1 (and 0)
+_CONFIG2 = struct.Struct("<BBBBBBHHHHHB")  # version 2: + apm_rate, prev_sets
+_LAYOUTS = {0: _CONFIG, 1: _CONFIG, 2: _CONFIG2}
+VERSION = 2  # the newest version this code reads and writes
 
 
 @dataclass(frozen=True)
@@ -69,14 +82,23 @@ class EnsembleConfig:
     bias_rate: int = 8000  # SGD rate of the bias head, units of 2**-16; 0 = no bias head
     llm_rate: int = 20  # SGD rate of the LLM's weight (its inverse temperature), units of 2**-16
     skip: int = 0  # match length from which the LLM is skipped (confidence skip); 0 = never
+    # Version 2 only (must be 0 in version 1):
+    apm_rate: int = 0  # adaptation rate of the APM/SSE stage, units of 2**-16; 0 = no APM stage
+    prev_sets: int = 0  # log2 of the mixer weight sets selected by the previous token; 0 = none
 
     def check(self, error: type[Exception] = ValueError) -> "EnsembleConfig":
         if self.version == 0:
             if self != LLM_ONLY:
                 raise error("ensemble version 0 (LLM alone) must have every other field 0")
             return self
-        if self.version != 1:
+        if self.version not in (1, 2):
             raise error(f"unknown ensemble version {self.version}")
+        if self.version == 1 and (self.apm_rate or self.prev_sets):
+            raise error("apm_rate and prev_sets need ensemble version 2")
+        if not 0 <= self.apm_rate < 1 << 16:
+            raise error(f"apm_rate must be in 0..65535, got {self.apm_rate}")
+        if not (self.prev_sets == 0 or 4 <= self.prev_sets <= 12):
+            raise error(f"prev_sets must be 0 or 4..12, got {self.prev_sets}")
         if not 0 <= self.ngram_order <= MAX_ORDER:
             raise error(f"ngram_order must be in 0..{MAX_ORDER}, got {self.ngram_order}")
         if not 8 <= self.ngram_bits <= 22:
@@ -103,17 +125,21 @@ class EnsembleConfig:
         return self.to_bytes()
 
     def to_bytes(self) -> bytes:
-        """Every field spelled out (14 bytes)."""
-        return _CONFIG.pack(
+        """Every field spelled out (14 bytes in versions 0 and 1, 17 in version 2)."""
+        fields = (
             self.version, self.ngram_order, self.ngram_bits, self.match_min, self.match_bits,
             self.mixer_contexts, self.mix_rate, self.bias_rate, self.llm_rate, self.skip,
         )
+        if self.version >= 2:
+            return _CONFIG2.pack(*fields, self.apm_rate, self.prev_sets)
+        return _CONFIG.pack(*fields)
 
     @staticmethod
     def from_bytes(
         raw: bytes, error: type[Exception] = ValueError, unsupported: type[Exception] | None = None
     ) -> "EnsembleConfig":
-        """Parse a header value: a preset number (1 byte) or every field (14 bytes).
+        """Parse a header value: a preset number (1 byte) or every field (14 bytes in
+        version 1, 17 in version 2).
 
         ``unsupported`` (default: ``error``) is raised for a preset or version this code does not know.
         """
@@ -122,11 +148,14 @@ class EnsembleConfig:
             if raw[0] not in PRESETS:
                 raise newer(f"archive uses ensemble preset {raw[0]}, unknown to this nacrith: upgrade nacrith")
             return PRESETS[raw[0]]
-        if len(raw) != _CONFIG.size:
-            raise error(f"ensemble settings must be 1 or {_CONFIG.size} bytes, got {len(raw)}")
-        if raw[0] > 1:
+        if len(raw) == 0:
+            raise error("ensemble settings must not be empty")
+        if raw[0] > VERSION:
             raise newer(f"archive uses ensemble version {raw[0]}, unknown to this nacrith: upgrade nacrith")
-        return EnsembleConfig(*_CONFIG.unpack(raw)).check(error)
+        layout = _LAYOUTS[raw[0]]
+        if len(raw) != layout.size:
+            raise error(f"ensemble settings of version {raw[0]} must be 1 or {layout.size} bytes, got {len(raw)}")
+        return EnsembleConfig(*layout.unpack(raw)).check(error)
 
     def describe(self) -> str:
         if not self.enabled:
@@ -135,17 +164,23 @@ class EnsembleConfig:
         parts.append(f"match >= {self.match_min} tokens" if self.match_min else "no match model")
         parts.append(f"bias head rate {self.bias_rate / _RATE_ONE:g}" if self.bias_rate else "no bias head")
         parts.append(f"mixer rate {self.mix_rate / _RATE_ONE:g}" + (", context sets" if self.mixer_contexts else ""))
+        if self.prev_sets:
+            parts.append(f"{1 << self.prev_sets} previous-token weight sets")
+        if self.apm_rate:
+            parts.append(f"APM rate {self.apm_rate / _RATE_ONE:g}")
         if self.skip:
             parts.append(f"LLM skipped from match length {self.skip}")
         return "; ".join(parts)
 
 
 LLM_ONLY = EnsembleConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-DEFAULT_ENSEMBLE = EnsembleConfig()
+PRESET_1 = EnsembleConfig()  # the default of the first ensemble (version 1)
+DEFAULT_ENSEMBLE = EnsembleConfig(version=2, apm_rate=1311, prev_sets=10)
 # Settings a header may name by one byte (numbers are never reused).
-PRESETS = {1: DEFAULT_ENSEMBLE}
-# The byte layout is also stored verbatim in formats/ (container spec, key 14).
+PRESETS = {1: PRESET_1, 2: DEFAULT_ENSEMBLE}
+# The byte layouts are also stored verbatim in formats/ (container spec, key 14).
 SIZE = _CONFIG.size
+SIZE_V2 = _CONFIG2.size
 
 
 def n_features(order: int) -> int:
@@ -154,6 +189,10 @@ def n_features(order: int) -> int:
 
 def n_sets(order: int) -> int:
     return _GAP_BUCKETS * (order + 1) * _MATCH_STATES
+
+
+def n_apm_contexts(order: int) -> int:
+    return _APM_MATCH * 2 * (order + 1)
 
 
 class EnsembleState:
@@ -165,16 +204,22 @@ class EnsembleState:
         nb = 1 << c.ngram_bits
         self.config = c
         self.n_vocab = n_vocab
-        # i32 settings passed to the jitted step: order, ngram mask, match_min, match mask,
-        # mixer contexts flag.
-        self.ints = np.array([k, nb - 1, c.match_min, (1 << c.match_bits) - 1, c.mixer_contexts], dtype=np.int64)
+        # int settings passed to the jitted step: order, ngram mask, match_min, match mask,
+        # mixer contexts flag, previous-token set mask (-1: none), APM flag.
+        self.ints = np.array(
+            [k, nb - 1, c.match_min, (1 << c.match_bits) - 1, c.mixer_contexts,
+             (1 << c.prev_sets) - 1 if c.prev_sets else -1, 1 if c.apm_rate else 0],
+            dtype=np.int64,
+        )
         self.rates = np.array(
-            [c.mix_rate / _RATE_ONE, c.bias_rate / _RATE_ONE, c.llm_rate / _RATE_ONE], dtype=np.float64
+            [c.mix_rate / _RATE_ONE, c.bias_rate / _RATE_ONE, c.llm_rate / _RATE_ONE, c.apm_rate / _RATE_ONE],
+            dtype=np.float64,
         )
         # Token history; grows by doubling (capacity is a hint, never trusted for allocation).
         self.hist = np.zeros(max(16, min(capacity, 1 << 16)), dtype=np.int32)
-        # counters: [n tokens seen, match ptr, match length, selected set, n candidates]
-        self.counters = np.zeros(5, dtype=np.int64)
+        # counters: [n tokens seen, match ptr, match length, selected set, n candidates,
+        #            longest n-gram order with statistics]
+        self.counters = np.zeros(6, dtype=np.int64)
         self.ng_check = np.zeros((max(k, 1), nb), dtype=np.uint32)
         self.ng_tok = np.zeros((max(k, 1), nb, SLOTS), dtype=np.int32)
         self.ng_cnt = np.zeros((max(k, 1), nb, SLOTS), dtype=np.int32)
@@ -184,6 +229,9 @@ class EnsembleState:
         self.w_global[0] = 1.0  # the LLM at its own temperature
         self.w_global[1 : 1 + k * _NGRAM_FEATS] = INIT_NGRAM  # the Bayesian combination
         self.w_sets = np.zeros((n_sets(k), d), dtype=np.float64)
+        self.w_prev = np.zeros((1 << c.prev_sets if c.prev_sets else 1, d), dtype=np.float64)
+        self.apm = np.zeros((n_apm_contexts(k) if c.apm_rate else 1, _APM_ENTRIES), dtype=np.float64)
+        _apm_init(self.apm)
         self.bias = np.zeros(n_vocab, dtype=np.float64)
         n_cand = max(k, 1) * SLOTS + 1
         self.cand_tok = np.zeros(n_cand, dtype=np.int64)
@@ -197,7 +245,7 @@ class EnsembleState:
         return (
             self.ints, self.rates, self.hist, self.counters, self.ng_check, self.ng_tok, self.ng_cnt,
             self.match_table, self.w_global, self.w_sets, self.bias,
-            self.cand_tok, self.cand_feat, self.cand_val,
+            self.cand_tok, self.cand_feat, self.cand_val, self.w_prev, self.apm,
         )
 
     # -- confidence skip -------------------------------------------------------------------
@@ -419,11 +467,12 @@ def _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_tabl
         sel = -1
     counters[3] = sel
     counters[4] = nc
+    counters[5] = longest
     return nc
 
 
 @njit(cache=True)
-def _scores(logits, work, v, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc):
+def _scores(logits, work, v, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc, w_prev, sel2):
     """Write the mixed scores into ``work[:v]``; returns the LLM logits' maximum."""
     mx = -np.inf
     for i in range(v):
@@ -433,6 +482,8 @@ def _scores(logits, work, v, w_global, w_sets, sel, bias, cand_tok, cand_feat, c
     a = w_global[0]
     if sel >= 0:
         a = a + w_sets[sel, 0]
+    if sel2 >= 0:
+        a = a + w_prev[sel2, 0]
     z = 0.0
     for i in range(nc):
         if cand_val[i] > 0.0:  # n-gram candidates need the LLM's probabilities
@@ -456,44 +507,130 @@ def _scores(logits, work, v, w_global, w_sets, sel, bias, cand_tok, cand_feat, c
         w = w_global[f]
         if sel >= 0:
             w = w + w_sets[sel, f]
+        if sel2 >= 0:
+            w = w + w_prev[sel2, f]
         work[cand_tok[j]] += w * cand_val[j]
     return mx
 
 
 @njit(cache=True)
 def _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias,
-           cand_tok, cand_feat, cand_val, nc):
-    """One SGD step on -ln p(token); ``work[:v]`` holds the weights ``w_i`` (p_i = w_i * 2**44 / S)."""
+           cand_tok, cand_feat, cand_val, nc, w_prev, sel2, tgt, p_tgt):
+    """One SGD step on -ln p(token); ``work[:v]`` holds the weights ``w_i`` (p_i = w_i * 2**44 / S).
+
+    With an APM stage (``tgt >= 0``) the gradients are those of the distribution before it:
+    ``p_tgt`` for ``tgt`` and the others scaled by ``(1 - p_tgt) / (1 - w_tgt * 2**44 / S)``.
+    """
     mix_rate = rates[0]
     bias_rate = rates[1]
     llm_rate = rates[2]
     to_p = np.float64(1 << cdf.WEIGHT_BITS) / np.float64(s_fixed)
+    if tgt >= 0:
+        to_p = to_p * (1.0 - p_tgt) / max(1.0 - work[tgt] * to_p, 1e-12)
     # d(-ln p_y)/d s_t = p_t - [t == y]
     if llm_rate > 0.0:
         e_llm = 0.0
         for i in range(v):
             e_llm += work[i] * (np.float64(logits[i]) - mx)
-        g0 = e_llm * to_p - (np.float64(logits[token]) - mx)
+        if tgt >= 0:
+            e_llm = e_llm * to_p + (p_tgt - work[tgt] * to_p) * (np.float64(logits[tgt]) - mx)
+            g0 = e_llm - (np.float64(logits[token]) - mx)
+        else:
+            g0 = e_llm * to_p - (np.float64(logits[token]) - mx)
         w_global[0] = min(4.0, max(0.05, w_global[0] - llm_rate * g0))
         if sel >= 0:
             w_sets[sel, 0] = min(4.0, max(-2.0, w_sets[sel, 0] - llm_rate * g0))
+        if sel2 >= 0:
+            w_prev[sel2, 0] = min(4.0, max(-2.0, w_prev[sel2, 0] - llm_rate * g0))
     if mix_rate > 0.0:
         for j in range(nc):
             t = cand_tok[j]
-            g = work[t] * to_p * cand_val[j]
+            if t == tgt:
+                g = p_tgt * cand_val[j]
+            else:
+                g = work[t] * to_p * cand_val[j]
             if t == token:
                 g -= cand_val[j]
             f = cand_feat[j]
             w_global[f] = min(24.0, max(-8.0, w_global[f] - mix_rate * g))
             if sel >= 0:
                 w_sets[sel, f] = min(24.0, max(-8.0, w_sets[sel, f] - mix_rate * g))
+            if sel2 >= 0:
+                w_prev[sel2, f] = min(24.0, max(-8.0, w_prev[sel2, f] - mix_rate * g))
     if bias_rate > 0.0:
         r = bias_rate * to_p
         for i in range(v):
             bias[i] -= r * work[i]
+        if tgt >= 0:
+            bias[tgt] += r * work[tgt] - bias_rate * p_tgt
         bias[token] += bias_rate
         if bias[token] > 16.0:
             bias[token] = 16.0
+
+
+
+
+@njit(cache=True)
+def _squash(x):
+    """``1 / (1 + exp(-x))`` from :func:`cdf.exp_nonpos`."""
+    if x >= 0.0:
+        return 1.0 / (1.0 + cdf.exp_nonpos(-x))
+    e = cdf.exp_nonpos(x)
+    return e / (1.0 + e)
+
+
+@njit(cache=True)
+def _apm_init(apm):
+    """Every context starts as the identity: entry ``j`` holds ``squash((j - 16) / 2)``."""
+    for j in range(apm.shape[1]):
+        p = _squash((j - 16) * 0.5)
+        for c in range(apm.shape[0]):
+            apm[c, j] = p
+
+
+@njit(cache=True)
+def _apm_stage(work, v, ints, hist, counters, apm):
+    """Refine the mixed scores in ``work[:v]`` (in place) by the APM table.
+
+    Returns (target token or -1, its probability before the stage, context, entry, fraction).
+    """
+    ms = -np.inf
+    top = -1
+    for i in range(v):
+        x = work[i]
+        if x > ms and x < np.inf:
+            ms = x
+            top = i
+    if top < 0:
+        return -1, 0.0, 0, 0, 0.0
+    order = ints[0]
+    length = counters[2] if ints[2] > 0 else 0
+    tgt = hist[counters[1]] if length > 0 else top
+    # fixed-point sum (exact integers, so the order of the additions cannot matter)
+    acc = 0
+    for i in range(v):
+        acc += np.int64(cdf.exp_nonpos(work[i] - ms) * _WEIGHT_ONE)
+    p = np.float64(np.int64(cdf.exp_nonpos(work[tgt] - ms) * _WEIGHT_ONE)) / np.float64(acc)
+    p = min(max(p, 1e-9), 1.0 - 1e-9)
+    st = ln_pos(p / (1.0 - p))
+    mstate = 0 if length == 0 else (1 if length < 16 else 2)
+    ctx = (mstate * 2 + (1 if tgt == top else 0)) * (order + 1) + counters[5]
+    pos = (st + 8.0) * 2.0
+    pos = min(max(pos, 0.0), 31.999)
+    j = np.int64(pos)
+    fr = pos - np.float64(j)
+    pa = apm[ctx, j] * (1.0 - fr) + apm[ctx, j + 1] * fr
+    pa = min(max(pa, 1e-6), 1.0 - 1e-6)
+    st2 = 0.5 * st + 0.5 * ln_pos(pa / (1.0 - pa))
+    work[tgt] += st2 - st
+    return tgt, p, ctx, j, fr
+
+
+@njit(cache=True)
+def _apm_learn(apm, rate, token, tgt, ctx, j, fr):
+    y = 1.0 if token == tgt else 0.0
+    apm[ctx, j] += rate * (1.0 - fr) * (y - apm[ctx, j])
+    apm[ctx, j + 1] += rate * fr * (y - apm[ctx, j + 1])
 
 
 @njit(cache=True)
@@ -558,34 +695,54 @@ def _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table)
 
 @njit(cache=True)
 def _predict(logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table, w_global,
-             w_sets, bias, cand_tok, cand_feat, cand_val):
-    """Features and mixed scores (into ``work``) for the next token: (candidates, weight set, max logit)."""
+             w_sets, bias, cand_tok, cand_feat, cand_val, w_prev, apm):
+    """Features and mixed scores (into ``work``) for the next token.
+
+    Returns (candidates, weight set, previous-token set, max logit, APM target, its
+    probability before the APM stage, APM context, entry, fraction).
+    """
     nc = _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table,
                    cand_tok, cand_feat, cand_val)
     sel = counters[3]
-    mx = _scores(logits, work, logits.shape[0], w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc)
-    return nc, sel, mx
+    n = counters[0]
+    sel2 = -1
+    if ints[5] >= 0 and n > 0:
+        sel2 = np.int64(_mix(np.uint64(0), hist[n - 1]) & np.uint64(ints[5]))
+    v = logits.shape[0]
+    mx = _scores(logits, work, v, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc, w_prev, sel2)
+    tgt, p_tgt, ctx, j, fr = -1, 0.0, 0, 0, 0.0
+    if ints[6]:
+        tgt, p_tgt, ctx, j, fr = _apm_stage(work, v, ints, hist, counters, apm)
+    return nc, sel, sel2, mx, tgt, p_tgt, ctx, j, fr
 
 
 @njit(cache=True)
 def _encode_step(logits, token, work, ints, rates, hist, counters, ng_check, ng_tok, ng_cnt,
-                 match_table, w_global, w_sets, bias, cand_tok, cand_feat, cand_val):
+                 match_table, w_global, w_sets, bias, cand_tok, cand_feat, cand_val, w_prev, apm):
     v = logits.shape[0]
-    nc, sel, mx = _predict(logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table,
-                           w_global, w_sets, bias, cand_tok, cand_feat, cand_val)
+    nc, sel, sel2, mx, tgt, p_tgt, ctx, j, fr = _predict(
+        logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table,
+        w_global, w_sets, bias, cand_tok, cand_feat, cand_val, w_prev, apm)
     lo, f, s_fixed = cdf.interval_from_scores(work, v, token)
-    _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc)
+    _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc,
+           w_prev, sel2, tgt, p_tgt)
+    if tgt >= 0:
+        _apm_learn(apm, rates[3], token, tgt, ctx, j, fr)
     _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table)
     return lo, f
 
 
 @njit(cache=True)
 def _decode_step(logits, target, work, ints, rates, hist, counters, ng_check, ng_tok, ng_cnt,
-                 match_table, w_global, w_sets, bias, cand_tok, cand_feat, cand_val):
+                 match_table, w_global, w_sets, bias, cand_tok, cand_feat, cand_val, w_prev, apm):
     v = logits.shape[0]
-    nc, sel, mx = _predict(logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table,
-                           w_global, w_sets, bias, cand_tok, cand_feat, cand_val)
+    nc, sel, sel2, mx, tgt, p_tgt, ctx, j, fr = _predict(
+        logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table,
+        w_global, w_sets, bias, cand_tok, cand_feat, cand_val, w_prev, apm)
     token, lo, f, s_fixed = cdf.symbol_from_scores(work, v, target)
-    _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc)
+    _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc,
+           w_prev, sel2, tgt, p_tgt)
+    if tgt >= 0:
+        _apm_learn(apm, rates[3], token, tgt, ctx, j, fr)
     _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table)
     return token, lo, f

@@ -7,6 +7,7 @@ model-level tests at the end prove that archives record the settings and decode 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 
 import numpy as np
@@ -17,6 +18,8 @@ from nacrith.coder import ArithmeticDecoder, ArithmeticEncoder
 from nacrith.ensemble import (
     DEFAULT_ENSEMBLE,
     LLM_ONLY,
+    PRESET_1,
+    PRESETS,
     EnsembleConfig,
     EnsembleState,
     ln_pos,
@@ -69,17 +72,37 @@ def _decode(config: EnsembleConfig, logits: np.ndarray, payload: bytes) -> list[
 
 
 def test_config_bytes_round_trip():
-    configs = [DEFAULT_ENSEMBLE, LLM_ONLY, EnsembleConfig(ngram_order=6, match_min=0, mixer_contexts=0)]
+    configs = [
+        DEFAULT_ENSEMBLE, PRESET_1, LLM_ONLY, EnsembleConfig(ngram_order=6, match_min=0, mixer_contexts=0),
+        EnsembleConfig(version=2, apm_rate=700, prev_sets=4), EnsembleConfig(version=2),
+    ]
     for c in configs:
         assert EnsembleConfig.from_bytes(c.to_bytes()) == c
         assert EnsembleConfig.from_bytes(c.header_bytes()) == c
-    assert DEFAULT_ENSEMBLE.header_bytes() == b"\x01" and len(configs[2].header_bytes()) == 14
+    assert DEFAULT_ENSEMBLE.header_bytes() == b"\x02" and PRESET_1.header_bytes() == b"\x01"
+    assert len(configs[3].header_bytes()) == 14 and len(configs[4].header_bytes()) == 17
+    assert len(configs[5].to_bytes()) == 17  # version 2 is spelled in 17 bytes even with the new fields 0
+
+
+def test_preset_1_is_the_first_ensemble():
+    # Preset 1 names the settings archives were written with before version 2 (header byte 1);
+    # they must keep decoding exactly, so preset 1 never changes.
+    assert PRESETS[1] == PRESET_1 == EnsembleConfig(1, 4, 16, 6, 18, 1, 300, 8000, 20, 0, 0, 0)
+    assert PRESET_1.to_bytes() == bytes.fromhex("0104100612012c01401f14000000")
+    assert PRESETS[2] == DEFAULT_ENSEMBLE and DEFAULT_ENSEMBLE.version == 2
+
+
+def test_preset_1_bitstream_is_unchanged():
+    # Digest of this payload as coded by the version-1 implementation (before version 2 existed).
+    payload = _encode(PRESET_1, _logits(1500, 7), _tokens(1500, 7))
+    assert len(payload) == 614
+    assert hashlib.blake2b(payload, digest_size=16).hexdigest() == "25c6053b85e0976ba76ecae6ac7a5534"
 
 
 @pytest.mark.parametrize(
     "change",
     [
-        {"version": 2},
+        {"version": 3},
         {"ngram_order": 7},
         {"ngram_bits": 7},
         {"ngram_bits": 23},
@@ -87,6 +110,8 @@ def test_config_bytes_round_trip():
         {"match_bits": 25},
         {"mixer_contexts": 2},
         {"skip": 1},
+        {"prev_sets": 3},
+        {"prev_sets": 13},
     ],
 )
 def test_config_rejects_bad_values(change):
@@ -100,9 +125,18 @@ def test_config_rejects_wrong_length_and_half_disabled():
     with pytest.raises(FormatError):
         EnsembleConfig.from_bytes(raw[:-1], FormatError)
     with pytest.raises(UnsupportedVersionError, match="preset"):
-        EnsembleConfig.from_bytes(b"\x02", FormatError, UnsupportedVersionError)
-    with pytest.raises(UnsupportedVersionError, match="version 2"):
-        EnsembleConfig.from_bytes(b"\x02" + raw[1:], FormatError, UnsupportedVersionError)
+        EnsembleConfig.from_bytes(b"\x03", FormatError, UnsupportedVersionError)
+    with pytest.raises(UnsupportedVersionError, match="version 3"):
+        EnsembleConfig.from_bytes(b"\x03" + raw[1:], FormatError, UnsupportedVersionError)
+    with pytest.raises(FormatError):  # version 2 needs 17 bytes, version 1 14
+        EnsembleConfig.from_bytes(b"\x02" + PRESET_1.to_bytes()[1:], FormatError)
+    with pytest.raises(FormatError):
+        EnsembleConfig.from_bytes(b"\x01" + raw[1:], FormatError)
+    with pytest.raises(FormatError):
+        EnsembleConfig.from_bytes(b"", FormatError)
+    for field in ("apm_rate", "prev_sets"):  # version-2 fields are refused in version 1
+        with pytest.raises(ValueError, match="version 2"):
+            dataclasses.replace(PRESET_1, **{field: 5}).check()
     with pytest.raises(FormatError):
         EnsembleConfig.from_bytes(dataclasses.replace(LLM_ONLY, ngram_order=3).to_bytes(), FormatError)
 
@@ -115,7 +149,15 @@ def test_ln_pos_matches_libm_closely():
     assert ln_pos(0.0) == ln_pos(1e-300)  # clamped, not -inf
 
 
-@pytest.mark.parametrize("config", [DEFAULT_ENSEMBLE, EnsembleConfig(ngram_order=2, match_min=3, mixer_contexts=0)])
+@pytest.mark.parametrize(
+    "config",
+    [
+        DEFAULT_ENSEMBLE,
+        PRESET_1,
+        EnsembleConfig(ngram_order=2, match_min=3, mixer_contexts=0),
+        EnsembleConfig(version=2, ngram_order=6, match_min=0, mixer_contexts=0, apm_rate=5000, prev_sets=12),
+    ],
+)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_decoder_repeats_encoder_exactly(config, seed):
     logits = _logits(700, seed)
@@ -146,6 +188,10 @@ def test_ensemble_learns_what_the_llm_does_not_know():
         ("mix_rate", 2000),
         ("bias_rate", 100),
         ("llm_rate", 200),
+        ("apm_rate", 5000),
+        ("apm_rate", 0),
+        ("prev_sets", 4),
+        ("prev_sets", 0),
     ],
 )
 def test_every_setting_changes_the_code_and_is_needed_to_decode(field, value):
