@@ -1,0 +1,81 @@
+"""Where compression and decompression time goes: the model against everything else.
+
+Usage: python docs/profile_speed.py FILE [MAX_BYTES] [THREADS]
+
+Prints, for the first MAX_BYTES bytes of FILE (default 20,000) and THREADS llama.cpp threads
+(default 2), tokens/s of
+
+* the encoder's model work alone: batched evaluation of one stream with the default window,
+  slides and numeric settings (``Engine.stream_rows``), logits copied out, nothing coded;
+* the coding alone, from logits already computed: the LLM alone, and with the ensemble;
+* the decoder's model work alone: one token per stream per ``llama_decode`` for 1, 2, 4 and 8
+  streams in lockstep (each stream the same text, positions past 768 as in a full window),
+  nothing decoded.
+
+The compressor's speed is about 1 / (1 / model + 1 / coding); the numbers say which part a
+speed-up has to come from.  Speeds depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from nacrith import models  # noqa: E402
+from nacrith.codec import Engine, Layout, NumericConfig  # noqa: E402
+from nacrith.coder import ArithmeticEncoder  # noqa: E402
+
+
+def main() -> None:
+    path = sys.argv[1]
+    max_bytes = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
+    threads = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+    engine = Engine(models.resolve(None), threads=threads)
+    symbols = engine.tokenizer.encode(Path(path).read_bytes()[:max_bytes])
+    layout, numeric = Layout(), NumericConfig()
+    ctx = engine.context(layout.window, numeric)
+    n = len(symbols)
+    print(f"{path}: first {max_bytes} bytes, {n} symbols, {threads} thread(s), window {layout.window}")
+
+    list(engine.stream_rows(ctx, symbols[:64], layout))  # warm up
+    rows = np.empty((n, engine.n_vocab), dtype=np.float32)
+    start = time.perf_counter()
+    for k, row in engine.stream_rows(ctx, symbols, layout):
+        rows[k] = row
+    model_s = time.perf_counter() - start
+    print(f"  encoder model work (batched):   {n / model_s:7.1f} tokens/s")
+
+    for label, make in (("LLM alone", lambda: None), ("ensemble", lambda: engine.new_mixer(layout, n))):
+        engine.code_symbol(ArithmeticEncoder(), make(), rows[0], int(symbols[0]))  # compile
+        mixer, enc = make(), ArithmeticEncoder()
+        start = time.perf_counter()
+        for k in range(n):
+            engine.code_symbol(enc, mixer, rows[k], int(symbols[k]))
+        enc.finish()
+        coding_s = time.perf_counter() - start
+        print(f"  coding, {label:9s}:            {n / coding_s:7.1f} tokens/s "
+              f"(model + coding: {n / (model_s + coding_s):6.1f})")
+
+    tokens = engine.llm_tokens(symbols)
+    for lanes in (1, 2, 4, 8):
+        ctx = engine.context(layout.window, numeric, lanes=lanes)
+        ctx.clear()
+        prefix = tokens[:768] if len(tokens) >= 768 else np.resize(tokens, 768)
+        for seq in range(lanes):
+            for s in range(0, 768, ctx.n_batch):
+                ctx.decode(prefix[s : s + ctx.n_batch], s, seq, logits_from=min(ctx.n_batch, 768 - s))
+        steps = min(128, layout.window - 768)
+        start = time.perf_counter()
+        for i in range(steps):
+            tok = int(tokens[(768 + i) % len(tokens)])
+            ctx.decode_multi([tok] * lanes, [768 + i] * lanes, list(range(lanes)))
+        dec_s = time.perf_counter() - start
+        print(f"  decoder model work, {lanes} stream(s): {lanes * steps / dec_s:7.1f} tokens/s")
+
+
+if __name__ == "__main__":
+    main()
