@@ -283,41 +283,42 @@ def unbytecm_block(index: int, bh: container.BlockHeader, payload: bytes) -> byt
     return raw
 
 
+def _whole_file_archive(mode: int, data: bytes, blocks: list[bytes]) -> bytes:
+    """A complete archive of one mode whose blocks code ``data`` (no parameters)."""
+    digest = container.new_digest()
+    digest.update(data)
+    parts = [container.encode_header(mode, None), *blocks]
+    parts.append(container.encode_end(len(data), digest.digest()))
+    return b"".join(parts)
+
+
+def _decode_blocks(reader: container.ArchiveReader, unblock, progress: codec.Progress | None):
+    """The original bytes of a whole-file zstd or bytecm archive, block by block."""
+    for index, (bh, payload) in enumerate(reader.blocks()):
+        yield unblock(index, bh, payload)
+        if progress:
+            progress(bh.n_symbols)
+
+
 def bytecm_archive(data: bytes) -> bytes | None:
     """A complete mode 4 archive of ``data``, or None when bytecm is not tried or expands it."""
     blocks = bytecm_blocks(data)
-    if blocks is None:
-        return None
-    digest = container.new_digest()
-    digest.update(data)
-    parts = [container.encode_header(container.MODE_BYTECM, None), *blocks]
-    parts.append(container.encode_end(len(data), digest.digest()))
-    return b"".join(parts)
+    return None if blocks is None else _whole_file_archive(container.MODE_BYTECM, data, blocks)
 
 
 def decode_bytecm(reader: container.ArchiveReader, progress: codec.Progress | None = None):
     """The original bytes of a mode 4 archive, block by block."""
-    for index, (bh, payload) in enumerate(reader.blocks()):
-        yield unbytecm_block(index, bh, payload)
-        if progress:
-            progress(bh.n_symbols)
+    return _decode_blocks(reader, unbytecm_block, progress)
 
 
 def zstd_archive(data: bytes) -> bytes:
     """A complete mode 3 archive: ``data`` as plain level-19 zstd frames."""
-    digest = container.new_digest()
-    digest.update(data)
-    parts = [container.encode_header(container.MODE_ZSTD, None), *zstd_blocks(data)]
-    parts.append(container.encode_end(len(data), digest.digest()))
-    return b"".join(parts)
+    return _whole_file_archive(container.MODE_ZSTD, data, zstd_blocks(data))
 
 
 def decode_zstd(reader: container.ArchiveReader, progress: codec.Progress | None = None):
     """The original bytes of a mode 3 archive, block by block."""
-    for index, (bh, payload) in enumerate(reader.blocks()):
-        yield unzstd_block(index, bh, payload)
-        if progress:
-            progress(bh.n_symbols)
+    return _decode_blocks(reader, unzstd_block, progress)
 
 
 # -- hybrid archives ------------------------------------------------------------------------
