@@ -8,7 +8,6 @@ a lock); give each thread or process its own Codec.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 from typing import Callable
@@ -125,7 +124,7 @@ class Codec:
         return codec.compress(
             eng,
             data,
-            layout=dataclasses.replace(layout or self.layout, **overrides).check(),
+            layout=(layout or self.layout).replace(**overrides).check(),
             numeric=NumericConfig(),
             progress=progress,
             on_total=on_total,

@@ -523,7 +523,7 @@ def _layout(block_tokens, stream_tokens, window, slide, sinks) -> Layout:
     off = ctx is not None and ctx.meta.get("nacrith.ensemble") == "off"
     try:
         return Layout(
-            block_tokens or default.block_tokens,
+            block_tokens or None,  # None: one block per stream
             stream_tokens or default.stream_tokens,
             window or default.window,
             default.slide if slide is None else slide,
@@ -623,7 +623,7 @@ _threads_option = click.option(
 _D = Layout()
 _LAYOUT_OPTIONS = [
     click.option("--block-tokens", type=click.IntRange(min=1), metavar="N",
-                 help=f"Symbols per block, the unit of checksums [{_D.block_tokens}]."),
+                 help="Symbols per block, the unit of checksums [one block per stream]."),
     click.option("--stream-tokens", type=click.IntRange(min=1), metavar="N",
                  help=f"Symbols per independent stream, a multiple of --block-tokens [{_D.stream_tokens}]."),
     click.option("--window", type=click.IntRange(min=2), metavar="N",

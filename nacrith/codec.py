@@ -55,7 +55,6 @@ from .tokenization import TOKENIZER_VERSION, Tokenizer
 
 MAX_BLOCK_TOKENS = 1 << 20
 MAX_WINDOW = container.MAX_WINDOW  # also checked against the model's trained context at load
-DEFAULT_BLOCK_TOKENS = 1024
 DEFAULT_STREAM_TOKENS = 16384
 DEFAULT_WINDOW = 1024
 DEFAULT_SLIDE = 256
@@ -81,7 +80,8 @@ class Layout:
     Every field changes the bitstream and is recorded in the archive header.
     """
 
-    block_tokens: int = DEFAULT_BLOCK_TOKENS
+    #: Symbols per block; None (the default): one block per stream, see :func:`default_block_tokens`.
+    block_tokens: int | None = None
     stream_tokens: int = DEFAULT_STREAM_TOKENS
     window: int = DEFAULT_WINDOW
     slide: int = DEFAULT_SLIDE
@@ -89,7 +89,19 @@ class Layout:
     #: The online models mixed with the LLM (``ensemble.LLM_ONLY``: none).
     ensemble: EnsembleConfig = DEFAULT_ENSEMBLE
 
+    def __post_init__(self) -> None:
+        if self.block_tokens is None:
+            object.__setattr__(self, "block_tokens", default_block_tokens(self.stream_tokens))
+
+    def replace(self, **changes) -> "Layout":
+        """A copy with ``changes``; one block per stream stays so when only the stream length changes."""
+        if "stream_tokens" in changes and "block_tokens" not in changes and self.block_tokens == self.stream_tokens:
+            changes["block_tokens"] = None
+        return dataclasses.replace(self, **changes)
+
     def check(self, error: type[Exception] = ValueError) -> "Layout":
+        if self.stream_tokens < 1:
+            raise error(f"stream_tokens must be >= 1, got {self.stream_tokens}")
         if not 1 <= self.block_tokens <= MAX_BLOCK_TOKENS:
             raise error(f"block_tokens must be in 1..{MAX_BLOCK_TOKENS}, got {self.block_tokens}")
         if self.stream_tokens < self.block_tokens or self.stream_tokens % self.block_tokens:
@@ -113,6 +125,23 @@ class Layout:
             EnsembleConfig.from_bytes(params.ensemble, FormatError, UnsupportedVersionError) if params.ensemble else LLM_ONLY
         )
         return Layout(params.block_tokens, params.stream_tokens, params.window, params.slide, params.sinks, ensemble)
+
+
+def default_block_tokens(stream_tokens: int) -> int:
+    """Block length when none is given: the whole stream, or its largest divisor that is at
+    most ``MAX_BLOCK_TOKENS``.
+
+    Blocks only frame the payload (the model and the ensemble run on across them), and each
+    costs about 11 bytes (its header fields, CRC-32 and coder flush): 1024-symbol blocks, the
+    first default, spent 2 % of alice29.txt's archive and 7 % of html's on framing.  A
+    checksum error is then located to a stream rather than to a smaller block.
+    """
+    if stream_tokens < 1:
+        return 1  # Layout.check reports the bad stream length
+    parts = -(-stream_tokens // MAX_BLOCK_TOKENS)
+    while stream_tokens % parts:
+        parts += 1
+    return stream_tokens // parts
 
 
 def _cpu_times() -> tuple[int, int] | None:

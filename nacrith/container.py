@@ -46,6 +46,7 @@ __all__ = [
     "MODE_ZSTD",
     "MODE_BYTECM",
     "KNOWN_MODES",
+    "mode_name",
     "DIGEST_SIZE",
     "MIN_WINDOW",
     "MAX_WINDOW",
@@ -96,6 +97,11 @@ _MODE_NAMES = {
     MODE_ZSTD: "zstd",
     MODE_BYTECM: "bytecm",
 }
+
+
+def mode_name(mode: int) -> str:
+    """The name of a container mode ("model", "stored", "hybrid", "zstd", "bytecm"), else "unknown"."""
+    return _MODE_NAMES.get(mode, "unknown")
 
 #: Size in bytes of the BLAKE2b digest of the original data in the trailer.
 DIGEST_SIZE = 16
@@ -399,7 +405,7 @@ def encode_header(mode: int, params: CodecParams | None) -> bytes:
         raise ValueError(f"unknown mode {mode!r}; v1 defines {KNOWN_MODES}")
     if params is None:
         if mode in MODEL_MODES:
-            raise ValueError(f"mode {mode} ({_MODE_NAMES[mode]}) requires CodecParams")
+            raise ValueError(f"mode {mode} ({mode_name(mode)}) requires CodecParams")
         body = b""
     else:
         body = _encode_params(params)
@@ -709,7 +715,7 @@ class ArchiveReader:
         if mode not in KNOWN_MODES:
             raise UnsupportedVersionError(
                 f"archive uses coding mode {mode}, unknown to this version of nacrith "
-                f"(known: {', '.join(f'{m} ({_MODE_NAMES[m]})' for m in KNOWN_MODES)}); "
+                f"(known: {', '.join(f'{m} ({mode_name(m)})' for m in KNOWN_MODES)}); "
                 "upgrade nacrith to read it"
             )
         params = _parse_params(mode, params_raw)
@@ -794,7 +800,7 @@ class ArchiveReader:
             )
         if self.header.mode in (MODE_ZSTD, MODE_BYTECM) and bh.n_symbols != bh.n_bytes:
             raise FormatError(
-                f"corrupt archive: {_MODE_NAMES[self.header.mode]} block {index} has n_symbols={bh.n_symbols} but "
+                f"corrupt archive: {mode_name(self.header.mode)} block {index} has n_symbols={bh.n_symbols} but "
                 f"n_bytes={bh.n_bytes} (they must be equal); " + _RESTORE_HINT
             )
 
@@ -895,10 +901,9 @@ def _fmt_ggml_type(t: int) -> str:
 def format_info(info: ArchiveInfo) -> str:
     """Human-readable multi-line description of an archive, for ``nacrith info``."""
     h = info.header
-    mode_name = _MODE_NAMES.get(h.mode, "unknown")
     rows: list[tuple[str, str]] = [
         ("format", f"nacrith container v{h.version}"),
-        ("mode", f"{h.mode} ({mode_name})"),
+        ("mode", f"{h.mode} ({mode_name(h.mode)})"),
     ]
     p = h.params
     if p is not None:

@@ -388,12 +388,7 @@ def get_frame_info(
     params = header.params if header.mode in container.MODEL_MODES else None
     return FrameInfo(
         format_version=header.version,
-        mode={
-            container.MODE_MODEL: "model",
-            container.MODE_HYBRID: "hybrid",
-            container.MODE_ZSTD: "zstd",
-            container.MODE_BYTECM: "bytecm",
-        }.get(header.mode, "stored"),
+        mode=container.mode_name(header.mode),
         model_sha256=params.model_sha256.hex() if params else None,
         block_tokens=params.block_tokens if params else None,
         stream_tokens=params.stream_tokens if params else None,
