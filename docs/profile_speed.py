@@ -10,7 +10,12 @@ Prints, for the first MAX_BYTES bytes of FILE (default 20,000) and THREADS llama
 * the coding alone, from logits already computed: the LLM alone, and with the ensemble;
 * the decoder's model work alone: one token per stream per ``llama_decode`` for 1, 2, 4 and 8
   streams in lockstep (each stream the same text, positions past 768 as in a full window),
-  nothing decoded.
+  nothing decoded;
+* bounds: the fastest of three batched calls at the start of a window and at its end (where
+  a stream spends most of its time once the window has filled: attention then covers ~900
+  positions), logits included and nothing coded; and, for one stream,
+  k = 2, 3, 4 tokens per call, what speculative decoding (guess the next tokens, keep the
+  logits of the right guesses) would reach if every guess were right.
 
 The compressor's speed is about 1 / (1 / model + 1 / coding); the numbers say which part a
 speed-up has to come from.  Speeds depend on the machine and on what else runs on it.
@@ -75,6 +80,33 @@ def main() -> None:
             ctx.decode_multi([tok] * lanes, [768 + i] * lanes, list(range(lanes)))
         dec_s = time.perf_counter() - start
         print(f"  decoder model work, {lanes} stream(s): {lanes * steps / dec_s:7.1f} tokens/s")
+
+    ctx = engine.context(layout.window, numeric)
+    n_batch = ctx.n_batch
+    filler = np.resize(tokens, layout.window)
+    for first in (0, layout.window - n_batch):
+        best = 0.0
+        for _ in range(3):
+            ctx.clear()
+            for s in range(0, first, n_batch):
+                ctx.decode(filler[s : s + n_batch], s, logits_from=n_batch)
+            start = time.perf_counter()
+            ctx.decode(filler[first : first + n_batch], first)
+            best = max(best, n_batch / (time.perf_counter() - start))
+        print(f"  bound: one batch of {n_batch} at positions {first}-{first + n_batch - 1}, "
+              f"with logits: {best:7.1f} tokens/s")
+    for k in (1, 2, 3, 4):
+        ctx.clear()
+        prefix = tokens[:768] if len(tokens) >= 768 else np.resize(tokens, 768)
+        for s in range(0, 768, ctx.n_batch):
+            ctx.decode(prefix[s : s + ctx.n_batch], s, logits_from=min(ctx.n_batch, 768 - s))
+        calls = min(32, (layout.window - 768) // k)
+        start = time.perf_counter()
+        for i in range(calls):
+            pos = 768 + i * k
+            ctx.decode([int(tokens[(pos + j) % len(tokens)]) for j in range(k)], pos)
+        print(f"  bound: 1 stream, {k} token(s) per call, every guess right: "
+              f"{calls * k / (time.perf_counter() - start):7.1f} tokens/s")
 
 
 if __name__ == "__main__":

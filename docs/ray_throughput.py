@@ -31,7 +31,7 @@ def engines(address: str) -> list[tuple[str, nacrith.Codec]]:
 def main() -> None:
     path, n, stream_tokens, address = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     data = path.read_bytes()[:n]
-    layout = dict(stream_tokens=stream_tokens, block_tokens=min(1024, stream_tokens))
+    layout = dict(stream_tokens=stream_tokens)
     first = None
     print(f"{path.name}, first {len(data)} bytes, stream_tokens={stream_tokens}")
     print("| engine | archive bytes | bpb | streams | comp s | comp tok/s | decomp s | dec tok/s | same bytes |")

@@ -103,6 +103,7 @@ def mode_name(mode: int) -> str:
     """The name of a container mode ("model", "stored", "hybrid", "zstd", "bytecm"), else "unknown"."""
     return _MODE_NAMES.get(mode, "unknown")
 
+
 #: Size in bytes of the BLAKE2b digest of the original data in the trailer.
 DIGEST_SIZE = 16
 

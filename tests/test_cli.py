@@ -236,6 +236,23 @@ def test_test_command(tmp_path, archive):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.nc", "good.nc"]
 
 
+def test_stream_tokens_alone_gives_one_block_per_stream(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "formats"))
+    import make_model_golden  # its essay: enough prose for the model to beat bytecm and zstd
+
+    src = tmp_path / "prose.txt"
+    src.write_bytes(dict((name, data) for name, data, _ in make_model_golden.CASES)["essay-ensemble"])
+    result = run("compress", "-q", "--stream-tokens", "192", str(src))
+    assert result.exit_code == 0, result.output
+    info = container.read_info(io.BytesIO((tmp_path / "prose.txt.nc").read_bytes()))
+    assert info.header.mode == container.MODE_MODEL
+    assert info.header.params.block_tokens == 192
+    assert info.n_blocks == -(-info.total_symbols // 192) > 1
+    assert run("test", "-q", str(tmp_path / "prose.txt.nc")).exit_code == 0
+    bad = run("compress", "-f", "--block-tokens", "5", "--stream-tokens", "192", str(src))
+    assert bad.exit_code == 2 and "multiple of block_tokens" in bad.output
+
+
 def test_model_mismatch_exit_code(tmp_path):
     from nacrith import models
     from nacrith.tokenization import TOKENIZER_VERSION

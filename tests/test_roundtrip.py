@@ -10,6 +10,7 @@ import pytest
 
 import nacrith
 from nacrith import container
+from nacrith.codec import DEFAULT_STREAM_TOKENS, MAX_BLOCK_TOKENS, Layout, default_block_tokens
 from nacrith.container import encode_stored
 
 from test_tokenization import UNSPELLABLE
@@ -81,6 +82,30 @@ def test_each_layout_setting_changes_the_bitstream(codec, key):
     if key == "block_tokens":
         other["stream_tokens"] = other["block_tokens"] * 3
     assert codec.compress(data, fallback=False, **base)[20:] != codec.compress(data, fallback=False, **other)[20:]
+
+
+def test_default_layout_is_one_block_per_stream():
+    assert Layout().block_tokens == Layout().stream_tokens == DEFAULT_STREAM_TOKENS
+    assert Layout(stream_tokens=100).block_tokens == 100
+    assert Layout(block_tokens=5, stream_tokens=100).block_tokens == 5
+    # streams longer than a block may be: the largest divisor within the limit
+    assert default_block_tokens(3 * MAX_BLOCK_TOKENS) == MAX_BLOCK_TOKENS
+    assert default_block_tokens(MAX_BLOCK_TOKENS + 2) == (MAX_BLOCK_TOKENS + 2) // 2
+    assert Layout(stream_tokens=(MAX_BLOCK_TOKENS + 2) * 3).check().block_tokens == (MAX_BLOCK_TOKENS + 2) // 2  # / 6
+    # changing only the stream length keeps "one block per stream", and explicit blocks as they are
+    assert Layout(stream_tokens=32).replace(stream_tokens=64).block_tokens == 64
+    assert Layout(block_tokens=8, stream_tokens=32).replace(stream_tokens=64).block_tokens == 8
+    with pytest.raises(ValueError, match="stream_tokens must be >= 1"):
+        Layout(stream_tokens=0).check()
+
+
+def test_default_framing_is_a_block_per_stream_and_decodes(codec):
+    data = CASES["prose"] + b"a \x04 escape crossing streams \xff\n"
+    blob = codec.compress(data, fallback=False, stream_tokens=21, window=16, slide=5, sinks=2)
+    info = container.read_info(io.BytesIO(blob))
+    assert info.header.params.block_tokens == 21
+    assert info.n_blocks == -(-info.total_symbols // 21) > 2
+    assert codec.decompress(blob) == data
 
 
 def test_text_compresses_well(codec):
