@@ -88,7 +88,7 @@ def test_default_layout_is_one_block_per_stream():
     assert Layout().block_tokens == Layout().stream_tokens == DEFAULT_STREAM_TOKENS
     assert Layout(stream_tokens=100).block_tokens == 100
     assert Layout(block_tokens=5, stream_tokens=100).block_tokens == 5
-    # streams longer than a block may be: the largest divisor within the limit
+    # a stream longer than MAX_BLOCK_TOKENS: its largest divisor within the limit
     assert default_block_tokens(3 * MAX_BLOCK_TOKENS) == MAX_BLOCK_TOKENS
     assert default_block_tokens(MAX_BLOCK_TOKENS + 2) == (MAX_BLOCK_TOKENS + 2) // 2
     assert Layout(stream_tokens=(MAX_BLOCK_TOKENS + 2) * 3).check().block_tokens == (MAX_BLOCK_TOKENS + 2) // 2  # / 6
