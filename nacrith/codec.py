@@ -60,8 +60,8 @@ DEFAULT_WINDOW = 1024
 DEFAULT_SLIDE = 256
 DEFAULT_SINKS = 4
 # Streams decoded together in one llama_decode (speed only).  Model work of one-token calls
-# near the end of a full window, 2 threads (docs/profile_speed.py): about 66-81 tokens/s for
-# one stream, 92-126 for 4, 105-124 for 8, 121 for 16; earlier, at shorter positions, 190 for 8.
+# near the end of a full window, 2 threads (docs/profile_speed.py, three runs): 79-95 tokens/s
+# for one stream, 92-126 for 4, 105-139 for 8; 16 streams were no faster than 8.
 DEFAULT_LANES = 8
 # Encoder batch (speed only: batched logits equal one-token logits in our configuration).
 ENCODER_BATCH = 128
