@@ -35,6 +35,14 @@ from nacrith.codec import Engine, Layout, NumericConfig  # noqa: E402
 from nacrith.coder import ArithmeticEncoder  # noqa: E402
 
 
+def _fill(ctx, tokens: np.ndarray, end: int, seq: int = 0) -> None:
+    """Evaluate ``tokens[:end]`` (repeated if shorter) at positions 0..end-1 of ``seq``, no logits."""
+    prefix = np.resize(tokens, end)
+    for s in range(0, end, ctx.n_batch):
+        n = min(ctx.n_batch, end - s)
+        ctx.decode(prefix[s : s + n], s, seq, logits_from=n)
+
+
 def main() -> None:
     path = sys.argv[1]
     max_bytes = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
@@ -69,10 +77,8 @@ def main() -> None:
     for lanes in (1, 2, 4, 8):
         ctx = engine.context(layout.window, numeric, lanes=lanes)
         ctx.clear()
-        prefix = tokens[:768] if len(tokens) >= 768 else np.resize(tokens, 768)
         for seq in range(lanes):
-            for s in range(0, 768, ctx.n_batch):
-                ctx.decode(prefix[s : s + ctx.n_batch], s, seq, logits_from=min(ctx.n_batch, 768 - s))
+            _fill(ctx, tokens, 768, seq)
         steps = min(128, layout.window - 768)
         start = time.perf_counter()
         for i in range(steps):
@@ -88,8 +94,7 @@ def main() -> None:
         best = 0.0
         for _ in range(3):
             ctx.clear()
-            for s in range(0, first, n_batch):
-                ctx.decode(filler[s : s + n_batch], s, logits_from=n_batch)
+            _fill(ctx, tokens, first)
             start = time.perf_counter()
             ctx.decode(filler[first : first + n_batch], first)
             best = max(best, n_batch / (time.perf_counter() - start))
@@ -97,9 +102,7 @@ def main() -> None:
               f"with logits: {best:7.1f} tokens/s")
     for k in (1, 2, 3, 4):
         ctx.clear()
-        prefix = tokens[:768] if len(tokens) >= 768 else np.resize(tokens, 768)
-        for s in range(0, 768, ctx.n_batch):
-            ctx.decode(prefix[s : s + ctx.n_batch], s, logits_from=min(ctx.n_batch, 768 - s))
+        _fill(ctx, tokens, 768)
         calls = min(32, (layout.window - 768) // k)
         start = time.perf_counter()
         for i in range(calls):

@@ -60,8 +60,8 @@ DEFAULT_WINDOW = 1024
 DEFAULT_SLIDE = 256
 DEFAULT_SINKS = 4
 # Streams decoded together in one llama_decode (speed only).  Model work of one-token calls
-# near the end of a full window, 2 threads (docs/profile_speed.py, three runs): 79-95 tokens/s
-# for one stream, 92-126 for 4, 105-139 for 8; 16 streams were no faster than 8.
+# near the end of a full window, 2 threads (docs/profile_speed.py, four runs): 73-95 tokens/s
+# for one stream, 92-126 for 4, 105-152 for 8; 16 streams were no faster than 8.
 DEFAULT_LANES = 8
 # Encoder batch (speed only: batched logits equal one-token logits in our configuration).
 ENCODER_BATCH = 128
@@ -101,8 +101,10 @@ class Layout:
         return dataclasses.replace(self, **changes)
 
     def check(self, error: type[Exception] = ValueError) -> "Layout":
-        if self.stream_tokens < 1:
-            raise error(f"stream_tokens must be >= 1, got {self.stream_tokens}")
+        # Stream and window first: with a bad stream length the default block length means nothing.
+        problem = container.window_problem(self.stream_tokens, self.window, self.slide, self.sinks)
+        if problem:
+            raise error(problem)
         if not 1 <= self.block_tokens <= MAX_BLOCK_TOKENS:
             raise error(f"block_tokens must be in 1..{MAX_BLOCK_TOKENS}, got {self.block_tokens}")
         if self.stream_tokens < self.block_tokens or self.stream_tokens % self.block_tokens:
@@ -111,9 +113,6 @@ class Layout:
             )
         if self.sinks < 0:
             raise error(f"sinks must be >= 0, got {self.sinks}")
-        problem = container.window_problem(self.stream_tokens, self.window, self.slide, self.sinks)
-        if problem:
-            raise error(problem)
         if not isinstance(self.ensemble, EnsembleConfig):
             raise error(f"ensemble must be an EnsembleConfig, got {type(self.ensemble).__name__}")
         self.ensemble.check(error)

@@ -180,7 +180,6 @@ DEFAULT_ENSEMBLE = EnsembleConfig(version=2, apm_rate=1311, prev_sets=10)
 PRESETS = {1: PRESET_1, 2: DEFAULT_ENSEMBLE}
 # The byte layouts are also stored verbatim in formats/ (container spec, key 14).
 SIZE = _CONFIG.size
-SIZE_V2 = _CONFIG2.size
 
 
 def n_features(order: int) -> int:
@@ -566,8 +565,6 @@ def _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bi
         bias[token] += bias_rate
         if bias[token] > 16.0:
             bias[token] = 16.0
-
-
 
 
 @njit(cache=True)
