@@ -2,10 +2,12 @@
 
 ``records.bin`` is a small structured binary file (fixed-layout records with integers, a
 float-like field and short names, then a run of zeros and a repeat); ``records.bin.nc`` is its
-mode 4 archive (``formats/container-v1.md`` section 4.4), which pins the bytecm bitstream:
-``tests/test_bytecm.py`` checks that ``nacrith.hybrid.bytecm_archive`` reproduces it byte for
-byte and that it decodes.  The archive has no model parameters, so it does not depend on the
-machine.
+mode 4 archive (``formats/container-v1.md`` section 4.4), which pins the bytecm bitstream
+(version 2): ``tests/test_bytecm.py`` checks that ``nacrith.hybrid.bytecm_archive`` reproduces
+it byte for byte and that it decodes.  ``records.v1.nc`` is the archive the first bytecm
+(version 1) wrote, kept so that the test proves old archives still decode; this script checks
+it but never rewrites it.  The archives have no model parameters, so they do not depend on
+the machine.
 
 Usage: python formats/make_bytecm_golden.py [--check]
 """
@@ -45,6 +47,9 @@ def main() -> int:
         if src.read_bytes() != DATA or arc.read_bytes() != blob:
             print("differs: records")
             return 1
+        if hybrid.bytecm_archive(DATA, version=1) != (HERE / "records.v1.nc").read_bytes():
+            print("differs: records.v1")
+            return 1
         return 0
     HERE.mkdir(parents=True, exist_ok=True)
     src.write_bytes(DATA)
@@ -52,8 +57,9 @@ def main() -> int:
     (HERE / "README.md").write_text(
         "# bytecm golden archive\n\n"
         "`records.bin` and its mode 4 (bytecm) archive `records.bin.nc`, written by\n"
-        "`formats/make_bytecm_golden.py`; they pin the bytecm version 1 bitstream\n"
-        "(`formats/container-v1.md` section 4.4, `nacrith/bytecm.py`).\n",
+        "`formats/make_bytecm_golden.py`; they pin the bytecm version 2 bitstream\n"
+        "(`formats/container-v1.md` section 4.4, `nacrith/bytecm.py`). `records.v1.nc` is\n"
+        "the version 1 archive of the same file, which must keep decoding.\n",
         encoding="utf-8",
     )
     print(f"records.bin {len(DATA)} bytes -> records.bin.nc {len(blob)} bytes")

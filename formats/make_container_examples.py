@@ -317,10 +317,11 @@ def build() -> dict[str, bytes]:
 
     bits = bytes((i * 37 + 11) % 256 for i in range(80))
     files[m + "bytecm-symbols-bytes-differ.nc"] = bytecm_archive(b"\x01\x10" + bits, n_symbols=44)
-    files[m + "bytecm-bad-version.nc"] = bytecm_archive(b"\x02\x10" + bits)
+    files[m + "bytecm-bad-version.nc"] = bytecm_archive(b"\x03\x10" + bits)
     files[m + "bytecm-bad-mem-log.nc"] = bytecm_archive(b"\x01\x17" + bits)
     files[m + "bytecm-short-payload.nc"] = bytecm_archive(b"\x01")
     files[m + "bytecm-block-crc-mismatch.nc"] = bytecm_archive(b"\x01\x10" + bits)
+    files[m + "bytecm-v2-block-crc-mismatch.nc"] = bytecm_archive(b"\x02\x10" + bits)
     big = (16 << 20) + 1
     files[m + "bytecm-block-too-large.nc"] = bytecm_archive(b"\x01\x10" + bits, n_symbols=big, n_bytes=big)
     return files

@@ -1,9 +1,9 @@
 """Regenerate (or, with --check, verify) the golden hybrid archive in formats/golden/hybrid/.
 
 ``mixed.bin`` holds binary bytes, English prose and UTF-16LE text; ``mixed.bin.nc`` is its
-mode 2 archive (region table, zstd section, model-coded text; ``formats/container-v1.md``
-section 4.2), written with ``fallback=False`` so that it stays a hybrid archive even though
-zstd would be smaller for so little text.  The bytes after the header pin the hybrid
+mode 2 archive (region table, binary section coded by bytecm, which is smaller than zstd here,
+model-coded text; ``formats/container-v1.md`` section 4.2), written with ``fallback=False``
+so that it stays a hybrid archive even though zstd would be smaller for so little text.  The bytes after the header pin the hybrid
 bitstream; the header records the writer's environment fingerprint, which differs between
 machines (``tests/test_hybrid.py`` compares what follows it).
 

@@ -57,16 +57,18 @@ from numba import njit
 
 from .errors import FormatError, UnsupportedVersionError
 
-VERSION = 1
+VERSION = 2  # written by compress
+VERSIONS = (1, 2)  # decoded
 MIN_MEM_LOG = 16
 MAX_MEM_LOG = 22
 HEADER_BYTES = 2
 
 NCTX = 9  # context models: orders 0,1,2,3,4,6, word, sparse a, sparse b
-NIN = 2 * NCTX + 2 + 1  # two inputs per context model, two for the match model, one bias
+NCTX_V2 = 12  # v2 adds orders 5 and 8 and a word bigram
 MATCH_MIN = 6  # bytes hashed to find a match
 MAX_MATCH = 65535
 LIMIT = 1023  # counter count cap (adaptation rate floor 1 / (LIMIT + 1.5))
+LIMIT_V2 = 255  # v2 keeps the count in 8 bits
 MIX_LR = 16  # mixer learning rate (error multiplier)
 N_LEN_BUCKETS = 28
 
@@ -139,35 +141,56 @@ def _squash(d, sq):
     return sq[d + 2047]
 
 
+@njit(cache=True, inline="always")
+def _counter_update(e, y, rate, limit):
+    """A version 1 counter (22-bit probability, 10-bit count) after coding ``y``."""
+    p22 = e >> 10
+    n = e & 1023
+    p22 += (((y << 22) - p22) * rate[n]) >> 16
+    if n < limit:
+        n += 1
+    return (p22 << 10) | n
+
+
 @njit(cache=True)
-def _run(encode, data, payload, n_bytes, mem_log, sq, st, rate):
+def _run(encode, data, payload, n_bytes, mem_log, version, sq, st, rate):
     """Encode ``data`` into ``payload`` (returns the byte count, or -1 if it would overflow)
     or decode ``payload`` into ``data`` (returns the number of payload bytes consumed,
-    counting reads past the end).  ``n_bytes`` bytes; ``mem_log`` as recorded."""
+    counting reads past the end).  ``n_bytes`` bytes; ``mem_log`` and ``version`` as
+    recorded.  Version 2 adds to version 1 what the comments marked "v2" say."""
     M32 = 0xFFFFFFFF
-    nctx = 9
-    nin = 2 * nctx + 3
+    v2 = version >= 2
+    nctx = NCTX_V2 if v2 else NCTX
+    n_per = 3 if v2 else 2  # mixer inputs per context model
+    nin = n_per * nctx + 3
+    nmix = 5 if v2 else 3
     # context model tables: nctx regions of 2^mem_log uint32
     tab = np.zeros(nctx << mem_log, dtype=np.uint32)
     slot_shift = 32 - (mem_log - 4)
+    # v2: bit-history maps, per context model and bit position (history byte -> counter)
+    hmap = np.full(nctx * 8 * 256 if v2 else 1, 1 << 31, dtype=np.uint32)
     # match model
     mt_log = mem_log - 2
     mtab = np.zeros(1 << mt_log, dtype=np.int32)
     msm = np.full(64 * 2, 1 << 31, dtype=np.uint32)  # counters (p22 << 10 | n) by len bucket, bit
-    # mixers: 3 first-layer mixers with selected weight sets, one final mixer
-    n_sets0 = 256
-    n_sets1 = 256
-    n_sets2 = 64 * 8
-    w0 = np.full(n_sets0 * nin, 1 << 14, dtype=np.int32)
-    w1 = np.full(n_sets1 * nin, 1 << 14, dtype=np.int32)
-    w2 = np.full(n_sets2 * nin, 1 << 14, dtype=np.int32)
-    wf = np.full(3, 65536 // 3, dtype=np.int64)
-    # APMs: 33 buckets of 16-bit probabilities per context
-    apm1 = np.zeros(256 * 33, dtype=np.int32)
+    # first-layer mixers, each a table of weight sets, selected by: c0; the last byte; the
+    # match-length bucket and bit position; v2: the last byte and c0; v2: how many of the
+    # order-n contexts were seen before, and c0.  Then one final mixer.
+    set_base = np.array([0, 256, 512, 512 + 64 * 8, 512 + 64 * 8 + 65536], dtype=np.int64)
+    n_sets = 512 + 64 * 8 + (65536 + 16 * 256 if v2 else 0)
+    wm = np.full(n_sets * nin, 1 << 14, dtype=np.int32)
+    wf = np.full(nmix, 65536 // nmix, dtype=np.int64)
+    sel = np.zeros(nmix, dtype=np.int64)
+    dmix = np.zeros(nmix, dtype=np.int64)
+    pmix = np.zeros(nmix, dtype=np.int64)
+    # APMs: 33 buckets of 16-bit probabilities per context (v2: apm1's context adds the
+    # match model's state)
+    n_apm1 = 256 * 64 if v2 else 256
+    apm1 = np.zeros(n_apm1 * 33, dtype=np.int32)
     apm2 = np.zeros(65536 * 33, dtype=np.int32)
     for i in range(33):
         v = sq[min(max((i - 16) * 128, -2047), 2047) + 2047] * 16
-        for c in range(256):
+        for c in range(n_apm1):
             apm1[c * 33 + i] = v
         for c in range(65536):
             apm2[c * 33 + i] = v
@@ -176,6 +199,7 @@ def _run(encode, data, payload, n_bytes, mem_log, sq, st, rate):
     ctxh = np.zeros(nctx, dtype=np.int64)  # per-byte context hashes
     slot = np.zeros(nctx, dtype=np.int64)  # per-nibble slot base (absolute index)
     cidx = np.zeros(nctx, dtype=np.int64)  # counter index for the current bit
+    hidx = np.zeros(nctx, dtype=np.int64)  # v2: bit-history map index for the current bit
 
     # coder state
     x1 = 0
@@ -194,6 +218,7 @@ def _run(encode, data, payload, n_bytes, mem_log, sq, st, rate):
     c4 = 0  # last 4 bytes
     c8 = 0  # the 4 before
     word = 0
+    pword = 0  # v2: the word before
     mptr = 0
     mlen = 0
     mbyte = 0  # predicted byte (valid when mlen > 0)
@@ -209,6 +234,10 @@ def _run(encode, data, payload, n_bytes, mem_log, sq, st, rate):
         ctxh[6] = _hash(word, 7 + (c1 << 8))
         ctxh[7] = _hash(c4 & 0xFFFF00, 8)
         ctxh[8] = _hash(c4 & 0xFF00FF, 9)
+        if v2:
+            ctxh[9] = _hash(_hash(c4, c8 & 0xFF), 10)  # order 5
+            ctxh[10] = _hash(_hash(c4, c8), 11)  # order 8
+            ctxh[11] = _hash(_hash(word, pword), 12 + (c1 << 8))  # word bigram
         # ---- match model: extend or look up
         if pos >= MATCH_MIN:
             h = _hash(c4, c8 & 0xFFFF) >> (32 - mt_log)
@@ -244,30 +273,38 @@ def _run(encode, data, payload, n_bytes, mem_log, sq, st, rate):
                 lb = N_LEN_BUCKETS - 1
 
         c0 = 1
+        found = 0  # v2: order-n contexts (orders 1-6 and 8) whose slot already existed
         byte = 0
         if encode:
             byte = np.int64(data[pos])
         for bit in range(8):
             # ---- nibble boundary: find or claim each model's slot
             if bit == 0 or bit == 4:
+                found = 0
                 for k in range(nctx):
                     hh = _hash(ctxh[k], c0 + (k << 8))
                     chk = (hh & 0xFFFF) | 0x10000  # never 0 (0 marks an empty slot)
                     base = (k << mem_log) + ((hh >> slot_shift) << 4)
                     alt = base ^ 16
+                    claimed = False
                     if np.int64(tab[base]) == chk:
                         s = base
                     elif np.int64(tab[alt]) == chk:
                         s = alt
                     else:
                         # replace the less used of the two (count of the first counter)
-                        if (np.int64(tab[base + 1]) & 1023) <= (np.int64(tab[alt + 1]) & 1023):
-                            s = base
+                        if v2:
+                            use_base = ((np.int64(tab[base + 1]) >> 8) & 255) <= ((np.int64(tab[alt + 1]) >> 8) & 255)
                         else:
-                            s = alt
+                            use_base = (np.int64(tab[base + 1]) & 1023) <= (np.int64(tab[alt + 1]) & 1023)
+                        s = base if use_base else alt
                         tab[s] = chk
                         for j in range(1, 16):
-                            tab[s + j] = 1 << 31  # p = 1/2, n = 0
+                            # p = 1/2, n = 0 (v2: and an empty history, 1)
+                            tab[s + j] = (1 << 31) | 1 if v2 else 1 << 31
+                        claimed = True
+                    if v2 and not claimed and ((1 <= k <= 5) or k == 9 or k == 10):
+                        found += 1
                     slot[k] = s
             # index within the slot: 1, 1b, 1bb, 1bbb of the bits of this nibble
             if bit < 4:
@@ -281,7 +318,10 @@ def _run(encode, data, payload, n_bytes, mem_log, sq, st, rate):
                 cidx[k] = ix
                 e = np.int64(tab[ix])
                 p12 = e >> 20
-                n = e & 1023
+                if v2:
+                    n = (e >> 8) & 255
+                else:
+                    n = e & 1023
                 s_ = st[p12]
                 if n == 0:
                     x[ni] = 0
@@ -291,7 +331,10 @@ def _run(encode, data, payload, n_bytes, mem_log, sq, st, rate):
                     # confidence: stronger for well-visited contexts
                     cn = n if n < 31 else 31
                     x[ni + 1] = (s_ * cn) >> 5
-                ni += 2
+                if v2:
+                    hidx[k] = (k * 8 + bit) * 256 + (e & 255)
+                    x[ni + 2] = st[np.int64(hmap[hidx[k]]) >> 20]
+                ni += n_per
             expbit = 0
             if mlen > 0:
                 expbit = (mbyte >> (7 - bit)) & 1
@@ -310,33 +353,34 @@ def _run(encode, data, payload, n_bytes, mem_log, sq, st, rate):
             ni += 2
             x[ni] = 256
             # ---- mixers
-            sel0 = c0 * nin
-            sel1 = (c4 & 0xFF) * nin
-            sel2 = (lb * 8 + bit) * nin
-            d0 = 0
-            d1 = 0
-            d2 = 0
-            for i in range(nin):
-                d0 += w0[sel0 + i] * x[i]
-                d1 += w1[sel1 + i] * x[i]
-                d2 += w2[sel2 + i] * x[i]
-            d0 >>= 16
-            d1 >>= 16
-            d2 >>= 16
-            d0 = min(max(d0, -2047), 2047)
-            d1 = min(max(d1, -2047), 2047)
-            d2 = min(max(d2, -2047), 2047)
-            p0 = _squash(d0, sq)
-            p1 = _squash(d1, sq)
-            p2 = _squash(d2, sq)
-            df = (wf[0] * d0 + wf[1] * d1 + wf[2] * d2) >> 16
+            sel[0] = c0
+            sel[1] = set_base[1] + (c4 & 0xFF)
+            sel[2] = set_base[2] + lb * 8 + bit
+            if v2:
+                sel[3] = set_base[3] + ((c4 & 0xFF00) | c0)
+                sel[4] = set_base[4] + found * 256 + c0
+            df = 0
+            for m in range(nmix):
+                b_ = sel[m] * nin
+                dm = 0
+                for i in range(nin):
+                    dm += wm[b_ + i] * x[i]
+                dm >>= 16
+                dm = min(max(dm, -2047), 2047)
+                dmix[m] = dm
+                pmix[m] = _squash(dm, sq)
+                df += wf[m] * dm
+            df >>= 16
             df = min(max(df, -2047), 2047)
             pm = _squash(df, sq)
             # ---- APMs
             sv = df + 2048  # 1..4095
             lo = sv >> 7
             wt = sv & 127
-            a1i = c0 * 33 + lo
+            a1c = c0
+            if v2 and mlen > 0:
+                a1c |= mi << 8
+            a1i = a1c * 33 + lo
             a1 = (apm1[a1i] * (128 - wt) + apm1[a1i + 1] * wt) >> 7
             h2 = (c0 | ((c4 & 0xFF) << 8)) * 33 + lo
             a2 = (apm2[h2] * (128 - wt) + apm2[h2 + 1] * wt) >> 7
@@ -373,32 +417,31 @@ def _run(encode, data, payload, n_bytes, mem_log, sq, st, rate):
             for k in range(nctx):
                 ix = cidx[k]
                 e = np.int64(tab[ix])
-                p22 = e >> 10
-                n = e & 1023
-                p22 += (((y << 22) - p22) * rate[n]) >> 16
-                if n < LIMIT:
-                    n += 1
-                tab[ix] = (p22 << 10) | n
+                if v2:
+                    # 16-bit probability, 8-bit count, 8-bit history (a leading 1, then
+                    # the last bits seen here, at most 7)
+                    p16c = e >> 16
+                    n = (e >> 8) & 255
+                    hs = e & 255
+                    p16c += (((y << 16) - p16c) * rate[n]) >> 16
+                    if n < LIMIT_V2:
+                        n += 1
+                    hs = (hs << 1) | y
+                    if hs >= 256:
+                        hs = (hs & 127) | 128
+                    tab[ix] = (p16c << 16) | (n << 8) | hs
+                    hmap[hidx[k]] = _counter_update(np.int64(hmap[hidx[k]]), y, rate, 1023)
+                else:
+                    tab[ix] = _counter_update(e, y, rate, LIMIT)
             if mlen > 0:
-                e = np.int64(msm[mi])
-                p22 = e >> 10
-                n = e & 1023
-                p22 += (((y << 22) - p22) * rate[n]) >> 16
-                if n < 1023:
-                    n += 1
-                msm[mi] = (p22 << 10) | n
-            e0 = ((y << 12) - p0) * MIX_LR
-            e1 = ((y << 12) - p1) * MIX_LR
-            e2 = ((y << 12) - p2) * MIX_LR
-            for i in range(nin):
-                xi = x[i]
-                w0[sel0 + i] += (xi * e0) >> 14
-                w1[sel1 + i] += (xi * e1) >> 14
-                w2[sel2 + i] += (xi * e2) >> 14
+                msm[mi] = _counter_update(np.int64(msm[mi]), y, rate, 1023)
             ef = ((y << 12) - pm) * 2
-            wf[0] += (d0 * ef) >> 14
-            wf[1] += (d1 * ef) >> 14
-            wf[2] += (d2 * ef) >> 14
+            for m in range(nmix):
+                em = ((y << 12) - pmix[m]) * MIX_LR
+                b_ = sel[m] * nin
+                for i in range(nin):
+                    wm[b_ + i] += (x[i] * em) >> 14
+                wf[m] += (dmix[m] * ef) >> 14
             tgt = y * 65535
             a1j = a1i + (wt >> 6)
             apm1[a1j] += (tgt - apm1[a1j]) >> 6
@@ -414,7 +457,8 @@ def _run(encode, data, payload, n_bytes, mem_log, sq, st, rate):
         if (byte >= 65 and byte <= 90) or (byte >= 97 and byte <= 122):
             lc = byte | 32
             word = ((word + lc) * 0x2F0F3A6B) & M32
-        else:
+        elif word != 0:
+            pword = word
             word = 0
     if encode:
         # flush: the shortest byte string v (zero-padded) with x1 <= v <= x2
@@ -432,31 +476,35 @@ def _run(encode, data, payload, n_bytes, mem_log, sq, st, rate):
     return ip
 
 
-def compress(data: bytes, mem_log: int | None = None) -> bytes | None:
+def compress(data: bytes, mem_log: int | None = None, version: int = VERSION) -> bytes | None:
     """The bytecm payload of ``data``, or None if it would be larger than ``data`` + 64 bytes
-    (then it is not worth using; the caller stores or uses zstd)."""
+    (then it is not worth using; the caller stores or uses zstd).  ``version`` 1 writes the
+    older model (kept for tests and golden files)."""
     data = bytes(data)
     n = len(data)
     if mem_log is None:
         mem_log = mem_log_for(n)
     if not MIN_MEM_LOG <= mem_log <= MAX_MEM_LOG:
         raise ValueError(f"mem_log {mem_log} outside {MIN_MEM_LOG}..{MAX_MEM_LOG}")
+    if version not in VERSIONS:
+        raise ValueError(f"bytecm version {version} unknown (knows {VERSIONS})")
     src = np.frombuffer(data, dtype=np.uint8).copy()
     out = np.zeros(n + 64, dtype=np.uint8)
-    used = _run(True, src, out, n, mem_log, SQUASH, STRETCH, RATE)
+    used = _run(True, src, out, n, mem_log, version, SQUASH, STRETCH, RATE)
     if used < 0:
         return None
-    return bytes([VERSION, mem_log]) + out[:used].tobytes()
+    return bytes([version, mem_log]) + out[:used].tobytes()
 
 
-def check_header(payload: bytes) -> int:
-    """The ``mem_log`` of a bytecm payload, after checking its version and range."""
+def check_header(payload: bytes) -> tuple[int, int]:
+    """The ``(version, mem_log)`` of a bytecm payload, after checking both."""
     if len(payload) < HEADER_BYTES:
         raise FormatError("corrupt archive: a bytecm payload shorter than its 2-byte header; " + _RESTORE_HINT)
-    if payload[0] != VERSION:
+    version = payload[0]
+    if version not in VERSIONS:
         raise UnsupportedVersionError(
-            f"bytecm payload version {payload[0]}, unknown to this version of nacrith (knows {VERSION}); "
-            "upgrade nacrith to read it"
+            f"bytecm payload version {version}, unknown to this version of nacrith (knows "
+            f"{', '.join(map(str, VERSIONS))}); upgrade nacrith to read it"
         )
     mem_log = payload[1]
     if not MIN_MEM_LOG <= mem_log <= MAX_MEM_LOG:
@@ -464,18 +512,18 @@ def check_header(payload: bytes) -> int:
             f"corrupt archive: bytecm memory parameter {mem_log} outside {MIN_MEM_LOG}..{MAX_MEM_LOG}; "
             + _RESTORE_HINT
         )
-    return mem_log
+    return version, mem_log
 
 
 def decompress(payload: bytes, n_bytes: int) -> bytes:
     """The ``n_bytes`` bytes coded in ``payload``.  A damaged payload raises FormatError or
     gives wrong bytes (the caller checks the block CRC-32); it never reads out of bounds."""
-    mem_log = check_header(payload)
+    version, mem_log = check_header(payload)
     if n_bytes < 0:
         raise ValueError("n_bytes must be >= 0")
     body = np.frombuffer(bytes(payload[HEADER_BYTES:]), dtype=np.uint8).copy()
     out = np.zeros(n_bytes, dtype=np.uint8)
-    used = _run(False, out, body, n_bytes, mem_log, SQUASH, STRETCH, RATE)
+    used = _run(False, out, body, n_bytes, mem_log, version, SQUASH, STRETCH, RATE)
     if used > len(body) + 4:
         raise FormatError("corrupt archive: a bytecm payload ends before its data; " + _RESTORE_HINT)
     return out.tobytes()

@@ -256,14 +256,14 @@ def unzstd_block(index: int, bh: container.BlockHeader, payload: bytes) -> bytes
 # -- bytecm ---------------------------------------------------------------------------------
 
 
-def bytecm_blocks(data: bytes) -> list[bytes] | None:
+def bytecm_blocks(data: bytes, version: int = bytecm.VERSION) -> list[bytes] | None:
     """``data`` as one bytecm block (none if empty); None if it is too large for bytecm or
-    bytecm would expand it."""
+    bytecm would expand it.  ``version`` other than the default is for golden files."""
     if not data:
         return []
     if len(data) > BYTECM_MAX_BYTES:
         return None
-    payload = bytecm.compress(data)
+    payload = bytecm.compress(data, version=version)
     if payload is None:
         return None
     return [container.encode_block(len(data), len(data), container.block_crc32(data), payload)]
@@ -300,9 +300,9 @@ def _decode_blocks(reader: container.ArchiveReader, unblock, progress: codec.Pro
             progress(bh.n_symbols)
 
 
-def bytecm_archive(data: bytes) -> bytes | None:
+def bytecm_archive(data: bytes, version: int = bytecm.VERSION) -> bytes | None:
     """A complete mode 4 archive of ``data``, or None when bytecm is not tried or expands it."""
-    blocks = bytecm_blocks(data)
+    blocks = bytecm_blocks(data, version)
     return None if blocks is None else _whole_file_archive(container.MODE_BYTECM, data, blocks)
 
 

@@ -341,6 +341,8 @@ def test_golden_hybrid_archive(codec):
     golden = (gen.HERE / "mixed.bin.nc").read_bytes()
     assert original == gen.DATA and mode_of(golden) == container.MODE_HYBRID
     assert codec.decompress(golden) == original
+    # The same file from before bytecm version 2 (its binary section is bytecm version 1).
+    assert codec.decompress((gen.HERE / "mixed.bytecm-v1.nc").read_bytes()) == original
     # The bitstream after the header is pinned (the header records the machine's fingerprint).
     blob = codec.compress(original, fallback=False)
     size = lambda b: container.ArchiveReader(io.BytesIO(b)).header.size  # noqa: E731
