@@ -6,19 +6,28 @@ significant bit first.  For each bit:
 
 * **context models**: orders 0, 1, 2, 3, 4, 6, a word context (hash of the current run of
   letters) and two sparse contexts (bytes 2-3 back; byte 1 and 3 back), each a hashed table of
-  adaptive probability counters.  A context's counters for one nibble share a 64-byte slot of
-  16 ``uint32`` (entry 0 holds a check tag, entries 1..15 the counters indexed by the bits of the
-  nibble seen so far), so each model costs one cache line per nibble.  A counter is a 22-bit
-  probability and a 10-bit count ``n``; it moves towards the bit by ``1 / (n + 1.5)``, ``n``
-  capped at ``LIMIT``.  Each model gives the mixer ``stretch(p)`` and a confidence term.
+  adaptive probability counters; version 2 adds orders 5 and 8, a word bigram (the current
+  and the previous word) and two column contexts (the byte at the same column of the
+  previous line, with the column and with the last byte: tables, logs, fixed-width text).  A context's counters for one nibble share a 64-byte slot of 16
+  ``uint32`` (entry 0 holds a check tag, entries 1..15 the counters indexed by the bits of the
+  nibble seen so far), so each model costs one cache line per nibble.  A version 1 counter is
+  a 22-bit probability and a 10-bit count ``n``; it moves towards the bit by ``1 / (n + 1.5)``,
+  ``n`` capped at ``LIMIT``.  Each model gives the mixer ``stretch(p)`` and a confidence term.
+  Version 2 counters keep a 16-bit probability, an 8-bit count (cap ``LIMIT_V2``) and an 8-bit
+  bit history (the last up to 7 bits seen in that context, after a leading 1); the history
+  indexes an adaptive map of that model and bit position, whose stretched probability is a
+  third input (an indirect model: it learns what a history like "1110" is followed by, which
+  a single counter cannot; it is what gains most on logs and repetitive records).
 * **match model**: the last ``MATCH_MIN`` bytes are hashed to find the most recent earlier
   occurrence; while the following bytes keep agreeing, the byte after it predicts the next
   bit, through an adaptive counter selected by the match length (bucketed) and the predicted
   bit.
 * **mixing**: three logistic mixers (weight sets selected by the partial byte ``c0``, by the
-  last byte, and by the match-length bucket and bit position) and a final 3-input mixer,
-  then two adaptive probability maps (APM / SSE, contexts ``c0`` and ``c0`` + last byte)
-  averaged with the mixer output.
+  last byte, and by the match-length bucket and bit position; version 2 adds two, selected by
+  ``c0`` and the byte two back, and by ``c0`` and how many of the order-n contexts had been
+  seen before) and a final mixer over them, then two adaptive probability maps (APM / SSE,
+  contexts ``c0``, in version 2 with the match state, and ``c0`` + last byte) averaged with
+  the mixer output.
 * **coder**: a 32-bit binary arithmetic coder with 16-bit probabilities.
 
 Determinism invariants (the encoder and the decoder run the *same* function, ``_run``, with
@@ -33,21 +42,27 @@ the bit either read from the input or decoded):
   inverse by search, the counter rate table an integer division: all identical everywhere;
 * every array index is masked or clamped into its array by construction: table indices are
   ``(k << mem_log) + (hash >> shift) * 16 + j`` with ``j < 16``, the history index is in
-  ``[0, pos)``, the match pointer in ``[0, pos)``, and the decoder reads the payload only
+  ``[0, pos)``, the match pointer in ``[0, pos)``, the byte above is read below
+  ``line_start <= pos``, and the decoder reads the payload only
   below its length (past the end it reads zero bytes, so a truncated payload decodes to
   wrong bytes, caught by the block CRC-32, and the loop always stops after ``8 * n_bytes``
   bits: no hang);
 * the encoder writes only below its output capacity and reports overflow (then the caller
   does not use bytecm for that input).
 
-Payload layout (version 1)::
+Payload layout::
 
-    u8 version (= 1) | u8 mem_log (MIN_MEM_LOG..MAX_MEM_LOG) | arithmetic-coded bits
+    u8 version (1 or 2) | u8 mem_log (MIN_MEM_LOG..MAX_MEM_LOG) | arithmetic-coded bits
 
+``compress`` writes version 2 (``docs/bench_bytecm.py`` compares both: 1-4 % smaller on
+text and structured data, up to a third on logs, at about 60 % of version 1's speed);
+version 1 archives decode unchanged, pinned by ``formats/golden/bytecm/records.v1.nc``.
 ``mem_log`` fixes every table size (``2^mem_log`` counters per context model, ``2^(mem_log-2)``
-match pointers), so memory is about ``NCTX * 4 * 2^mem_log + 2^mem_log + n_bytes`` bytes
-plus 9 MiB of APM and mixer tables: 157 MiB at the maximum 22 (reached from 256 KiB of input).  The encoder picks it from the input size (``mem_log_for``); the
-decoder uses the recorded value and refuses values outside the range.
+match pointers), so memory is about ``NCTX * 4 * 2^mem_log + 2^mem_log + n_bytes`` bytes plus
+9 MiB of APM and mixer tables (version 2: ``NCTX_V2`` models and 23 MiB of tables): 157 MiB
+at the maximum 22 (reached from 256 KiB of input), 250 MiB for version 2.  The encoder picks
+it from the input size (``mem_log_for``); the decoder uses the recorded value and refuses
+values outside the range.
 """
 
 from __future__ import annotations
@@ -64,7 +79,7 @@ MAX_MEM_LOG = 22
 HEADER_BYTES = 2
 
 NCTX = 9  # context models: orders 0,1,2,3,4,6, word, sparse a, sparse b
-NCTX_V2 = 12  # v2 adds orders 5 and 8 and a word bigram
+NCTX_V2 = 14  # v2 adds orders 5 and 8, a word bigram and two column contexts
 MATCH_MIN = 6  # bytes hashed to find a match
 MAX_MATCH = 65535
 LIMIT = 1023  # counter count cap (adaptation rate floor 1 / (LIMIT + 1.5))
@@ -219,6 +234,8 @@ def _run(encode, data, payload, n_bytes, mem_log, version, sq, st, rate):
     c8 = 0  # the 4 before
     word = 0
     pword = 0  # v2: the word before
+    line_start = 0  # v2: where the current line (after the last b"\n") starts
+    pline_start = 0  # v2: where the line before it starts
     mptr = 0
     mlen = 0
     mbyte = 0  # predicted byte (valid when mlen > 0)
@@ -238,6 +255,14 @@ def _run(encode, data, payload, n_bytes, mem_log, version, sq, st, rate):
             ctxh[9] = _hash(_hash(c4, c8 & 0xFF), 10)  # order 5
             ctxh[10] = _hash(_hash(c4, c8), 11)  # order 8
             ctxh[11] = _hash(_hash(word, pword), 12 + (c1 << 8))  # word bigram
+            # columns: the byte above (same column of the previous line, 256 + byte; 0 if
+            # that line is shorter) with the column, and with the last byte
+            col = pos - line_start
+            above = 0
+            if col < line_start - pline_start:
+                above = np.int64(data[pline_start + col]) | 256
+            ctxh[12] = _hash(above | (min(col, 255) << 9), 13)
+            ctxh[13] = _hash(above | (c1 << 9), 14)
         # ---- match model: extend or look up
         if pos >= MATCH_MIN:
             h = _hash(c4, c8 & 0xFFFF) >> (32 - mt_log)
@@ -460,6 +485,9 @@ def _run(encode, data, payload, n_bytes, mem_log, version, sq, st, rate):
         elif word != 0:
             pword = word
             word = 0
+        if byte == 10:
+            pline_start = line_start
+            line_start = pos + 1
     if encode:
         # flush: the shortest byte string v (zero-padded) with x1 <= v <= x2
         for nb in range(1, 5):
