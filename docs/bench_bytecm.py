@@ -3,7 +3,7 @@
 Usage: .venv/bin/python docs/bench_bytecm.py FILE [FILE ...]
 For each file: the size of the bytecm payload written by every version this nacrith decodes
 (each decoded again and checked), of ``xz -9e`` and of ``zstd -19``, then bytecm's
-compression and decompression speed for the current version, as a Markdown table.  Speeds
+compression and decompression speed for each version, as a Markdown table.  Speeds
 are wall-clock on whatever this machine is doing at the time (one core: bytecm is serial).
 """
 
@@ -32,23 +32,26 @@ def main() -> None:
     bytecm.compress(b"warm up the compiled coder", version=1)
     versions = bytecm.VERSIONS
     heads = [f"bytecm v{v}" for v in versions] + ["xz -9e", "zstd -19", f"v{bytecm.VERSION} vs v1"]
-    print("| file | bytes | " + " | ".join(heads) + " | compress KB/s | decompress KB/s |")
+    both = " / ".join(f"v{v}" for v in versions)
+    print("| file | bytes | " + " | ".join(heads) + f" | compress KB/s ({both}) | decompress KB/s ({both}) |")
     print("|---|---:|" + "---:|" * (len(heads) + 2))
     for path in paths:
         data = open(path, "rb").read()
         sizes = {}
-        speeds = (0.0, 0.0)
+        enc_speed, dec_speed = [], []
         for v in versions:
             payload, enc_s = _timed(bytecm.compress, data, None, v)
             if payload is None:
                 sizes[v] = None
+                enc_speed.append("-")
+                dec_speed.append("-")
                 continue
             out, dec_s = _timed(bytecm.decompress, payload, len(data))
             if out != data:
                 sys.exit(f"{path}: bytecm version {v} did not round-trip")
             sizes[v] = len(payload)
-            if v == bytecm.VERSION:
-                speeds = (len(data) / enc_s / 1e3, len(data) / dec_s / 1e3)
+            enc_speed.append(f"{len(data) / enc_s / 1e3:.0f}")
+            dec_speed.append(f"{len(data) / dec_s / 1e3:.0f}")
         xz = len(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
         zs = len(zstandard.ZstdCompressor(level=19).compress(data))
         cells = [f"{sizes[v]:,}" if sizes[v] else "expands" for v in versions] + [f"{xz:,}", f"{zs:,}"]
@@ -56,7 +59,7 @@ def main() -> None:
         cells.append(f"{100 * (new - old) / old:+.2f} %" if new and old else "")
         print(
             f"| {os.path.basename(path)} | {len(data):,} | " + " | ".join(cells)
-            + f" | {speeds[0]:.0f} | {speeds[1]:.0f} |"
+            + f" | {' / '.join(enc_speed)} | {' / '.join(dec_speed)} |"
         )
 
 

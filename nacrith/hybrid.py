@@ -37,20 +37,22 @@ of all of them, so they share history: on geo.protodata (438 binary regions betw
 one stream took 9,912 bytes, a frame per region would pay a frame header (6+ bytes) per
 region and lose every match across regions.
 
-bytecm against zstd -19 and xz -9e, measured here (bytes; bytecm speed on one core of a
-shared 2-core machine, encode and decode alike):
+bytecm against zstd -19 and xz -9e, measured here with ``docs/bench_bytecm.py`` (bytes;
+bytecm version 2, which ``compress`` writes, and version 1; speed on one core of a shared
+2-core machine, encode and decode alike):
 
-=======================  =========  =========  =========  ==========
-input                    bytecm     xz -9e     zstd -19   bytecm MB/s
-=======================  =========  =========  =========  ==========
-geo.protodata (118 KB)   11,061     11,912     12,180     0.3
-html (100 KB)            9,962      12,036     12,409     0.4
-fireworks.jpeg (123 KB)  120,991    123,160    123,112    0.2
-tar of nacrith/ (400 KB) 78,584     95,628     97,455     0.35
-=======================  =========  =========  =========  ==========
+=======================  =========  =========  =========  =========  ==========
+input                    bytecm v2  bytecm v1  xz -9e     zstd -19   v2 MB/s
+=======================  =========  =========  =========  =========  ==========
+geo.protodata (118 KB)   10,434     11,061     11,912     12,176     0.15
+html (100 KB)            9,621      9,962      12,036     12,407     0.19
+urls.10K (702 KB)        127,339    133,270    150,232    159,082    0.19
+fireworks.jpeg (123 KB)  121,028    120,991    123,160    123,108    0.12
+tar of nacrith/ (420 KB) 77,380     82,293     100,000    101,783    0.18
+=======================  =========  =========  =========  =========  ==========
 
-bytecm runs at a few hundred KB/s (zstd -19 at about 2 MB/s here), so it is tried only on
-inputs (or binary sections) of at most ``BYTECM_MAX_BYTES``: 16 MiB, some 45 s; the command
+bytecm runs at one to two hundred KB/s (zstd -19 at about 2 MB/s here), so it is tried only
+on inputs (or binary sections) of at most ``BYTECM_MAX_BYTES``: 16 MiB, about 100 s; the command
 line streams files in 8 MiB members, so every member of a large file still gets it.
 """
 
