@@ -8,7 +8,8 @@ significant bit first.  For each bit:
   letters) and two sparse contexts (bytes 2-3 back; byte 1 and 3 back), each a hashed table of
   adaptive probability counters; version 2 adds orders 5 and 8, a word bigram (the current
   and the previous word) and two column contexts (the byte at the same column of the
-  previous line, with the column and with the last byte: tables, logs, fixed-width text).  A context's counters for one nibble share a 64-byte slot of 16
+  previous line, with the column and with the last byte: tables, logs, fixed-width text).
+  A context's counters for one nibble share a 64-byte slot of 16
   ``uint32`` (entry 0 holds a check tag, entries 1..15 the counters indexed by the bits of the
   nibble seen so far), so each model costs one cache line per nibble.  A version 1 counter is
   a 22-bit probability and a 10-bit count ``n``; it moves towards the bit by ``1 / (n + 1.5)``,
@@ -55,7 +56,7 @@ Payload layout::
     u8 version (1 or 2) | u8 mem_log (MIN_MEM_LOG..MAX_MEM_LOG) | arithmetic-coded bits
 
 ``compress`` writes version 2 (``docs/bench_bytecm.py`` compares both: 1-4 % smaller on
-text and structured data, up to a third on logs, at about 60 % of version 1's speed);
+text and structured data, up to a third on logs, at a third to 40 % of version 1's speed);
 version 1 archives decode unchanged, pinned by ``formats/golden/bytecm/records.v1.nc``.
 ``mem_log`` fixes every table size (``2^mem_log`` counters per context model, ``2^(mem_log-2)``
 match pointers), so memory is about ``NCTX * 4 * 2^mem_log + 2^mem_log + n_bytes`` bytes plus
@@ -158,7 +159,8 @@ def _squash(d, sq):
 
 @njit(cache=True, inline="always")
 def _counter_update(e, y, rate, limit):
-    """A version 1 counter (22-bit probability, 10-bit count) after coding ``y``."""
+    """A counter of 22-bit probability and 10-bit count (version 1's context counters, the
+    match model's, version 2's bit-history maps) after coding ``y``; ``n`` stops at ``limit``."""
     p22 = e >> 10
     n = e & 1023
     p22 += (((y << 22) - p22) * rate[n]) >> 16
@@ -319,9 +321,12 @@ def _run(encode, data, payload, n_bytes, mem_log, version, sq, st, rate):
                     else:
                         # replace the less used of the two (count of the first counter)
                         if v2:
-                            use_base = ((np.int64(tab[base + 1]) >> 8) & 255) <= ((np.int64(tab[alt + 1]) >> 8) & 255)
+                            n_base = (np.int64(tab[base + 1]) >> 8) & 255
+                            n_alt = (np.int64(tab[alt + 1]) >> 8) & 255
                         else:
-                            use_base = (np.int64(tab[base + 1]) & 1023) <= (np.int64(tab[alt + 1]) & 1023)
+                            n_base = np.int64(tab[base + 1]) & 1023
+                            n_alt = np.int64(tab[alt + 1]) & 1023
+                        use_base = n_base <= n_alt
                         s = base if use_base else alt
                         tab[s] = chk
                         for j in range(1, 16):
