@@ -3,9 +3,10 @@
 ``mixed.bin`` holds binary bytes, English prose and UTF-16LE text; ``mixed.bin.nc`` is its
 mode 2 archive (region table, binary section coded by bytecm, which is smaller than zstd here,
 model-coded text; ``formats/container-v1.md`` section 4.2), written with ``fallback=False``
-so that it stays a hybrid archive even though zstd would be smaller for so little text.  The bytes after the header pin the hybrid
-bitstream; the header records the writer's environment fingerprint, which differs between
-machines (``tests/test_hybrid.py`` compares what follows it).
+so that it stays a hybrid archive even though zstd would be smaller for so little text.  The
+bytes after the header pin the hybrid bitstream; the header records the writer's environment
+fingerprint, which differs between machines (``tests/test_hybrid.py`` compares what follows
+it).  ``mixed.bytecm-v1.nc`` was written before bytecm version 2 and is only decoded.
 
 Usage: python formats/make_hybrid_golden.py [--check]
 """

@@ -38,8 +38,8 @@ one stream took 9,912 bytes, a frame per region would pay a frame header (6+ byt
 region and lose every match across regions.
 
 bytecm against zstd -19 and xz -9e, measured here with ``docs/bench_bytecm.py`` (bytes;
-bytecm version 2, which ``compress`` writes, and version 1; speed on one core of a shared
-2-core machine, encode and decode alike):
+bytecm version 2, which ``compress`` writes, and version 1; speed on one core of a quiet
+2-core machine, encode and decode alike; the tar is of this version's ``nacrith/``):
 
 =======================  =========  =========  =========  =========  ==========
 input                    bytecm v2  bytecm v1  xz -9e     zstd -19   v2 MB/s
@@ -52,8 +52,8 @@ tar of nacrith/ (420 KB) 77,380     82,293     100,000    101,783    0.18
 =======================  =========  =========  =========  =========  ==========
 
 bytecm runs at one to two hundred KB/s (zstd -19 at about 2 MB/s here), so it is tried only
-on inputs (or binary sections) of at most ``BYTECM_MAX_BYTES``: 16 MiB, about 100 s; the command
-line streams files in 8 MiB members, so every member of a large file still gets it.
+on inputs (or binary sections) of at most ``BYTECM_MAX_BYTES``: 16 MiB, about 100 s; the
+command line streams files in 8 MiB members, so every member of a large file still gets it.
 """
 
 from __future__ import annotations
