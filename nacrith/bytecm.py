@@ -169,6 +169,13 @@ def _counter_update(e, y, rate, limit):
     return (p22 << 10) | n
 
 
+@njit(cache=True, inline="always")
+def _context_count(e, v2):
+    """The visit count ``n`` of a context counter: its low 10 bits in version 1, bits 8-15 in
+    version 2 (whose low byte is the bit history)."""
+    return (e >> 8) & 255 if v2 else e & 1023
+
+
 @njit(cache=True)
 def _run(encode, data, payload, n_bytes, mem_log, version, sq, st, rate):
     """Encode ``data`` into ``payload`` (returns the byte count, or -1 if it would overflow)
@@ -300,14 +307,13 @@ def _run(encode, data, payload, n_bytes, mem_log, version, sq, st, rate):
                 lb = N_LEN_BUCKETS - 1
 
         c0 = 1
-        found = 0  # v2: order-n contexts (orders 1-6 and 8) whose slot already existed
         byte = 0
         if encode:
             byte = np.int64(data[pos])
         for bit in range(8):
             # ---- nibble boundary: find or claim each model's slot
             if bit == 0 or bit == 4:
-                found = 0
+                found = 0  # v2: order-n contexts (orders 1-6 and 8) whose slot already existed
                 for k in range(nctx):
                     hh = _hash(ctxh[k], c0 + (k << 8))
                     chk = (hh & 0xFFFF) | 0x10000  # never 0 (0 marks an empty slot)
@@ -320,14 +326,9 @@ def _run(encode, data, payload, n_bytes, mem_log, version, sq, st, rate):
                         s = alt
                     else:
                         # replace the less used of the two (count of the first counter)
-                        if v2:
-                            n_base = (np.int64(tab[base + 1]) >> 8) & 255
-                            n_alt = (np.int64(tab[alt + 1]) >> 8) & 255
-                        else:
-                            n_base = np.int64(tab[base + 1]) & 1023
-                            n_alt = np.int64(tab[alt + 1]) & 1023
-                        use_base = n_base <= n_alt
-                        s = base if use_base else alt
+                        n_base = _context_count(np.int64(tab[base + 1]), v2)
+                        n_alt = _context_count(np.int64(tab[alt + 1]), v2)
+                        s = base if n_base <= n_alt else alt
                         tab[s] = chk
                         for j in range(1, 16):
                             # p = 1/2, n = 0 (v2: and an empty history, 1)
@@ -348,10 +349,7 @@ def _run(encode, data, payload, n_bytes, mem_log, version, sq, st, rate):
                 cidx[k] = ix
                 e = np.int64(tab[ix])
                 p12 = e >> 20
-                if v2:
-                    n = (e >> 8) & 255
-                else:
-                    n = e & 1023
+                n = _context_count(e, v2)
                 s_ = st[p12]
                 if n == 0:
                     x[ni] = 0
@@ -451,7 +449,7 @@ def _run(encode, data, payload, n_bytes, mem_log, version, sq, st, rate):
                     # 16-bit probability, 8-bit count, 8-bit history (a leading 1, then
                     # the last bits seen here, at most 7)
                     p16c = e >> 16
-                    n = (e >> 8) & 255
+                    n = _context_count(e, True)
                     hs = e & 255
                     p16c += (((y << 16) - p16c) * rate[n]) >> 16
                     if n < LIMIT_V2:
