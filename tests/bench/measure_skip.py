@@ -1,6 +1,6 @@
 """Measure the confidence skip: fraction of symbols skipped, bpb cost, and speed either way.
 
-Usage: .venv/bin/python docs/measure_skip.py FILE MAX_BYTES [SKIP ...]
+Usage: .venv/bin/python tests/bench/measure_skip.py FILE MAX_BYTES [SKIP ...]
 Compresses and decompresses the first MAX_BYTES of FILE with the default ensemble and with
 the skip at each given match length (default 16), checks the round trips, and prints a
 Markdown table.  Speeds are wall-clock on whatever this machine is doing at the time.

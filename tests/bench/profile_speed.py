@@ -1,6 +1,6 @@
 """Where compression and decompression time goes: the model against everything else.
 
-Usage: python docs/profile_speed.py FILE [MAX_BYTES] [THREADS]
+Usage: python tests/bench/profile_speed.py FILE [MAX_BYTES] [THREADS]
 
 Prints, for the first MAX_BYTES bytes of FILE (default 20,000) and THREADS llama.cpp threads
 (default 2), tokens/s of
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from nacrith import models  # noqa: E402
 from nacrith.codec import Engine, Layout, NumericConfig  # noqa: E402
 from nacrith.coder import ArithmeticEncoder  # noqa: E402

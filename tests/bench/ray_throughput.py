@@ -1,6 +1,6 @@
 """Throughput of the Ray engine against the local one, same archive bytes (the README's table).
 
-Usage: python docs/ray_throughput.py FILE NBYTES STREAM_TOKENS ADDRESS
+Usage: python tests/bench/ray_throughput.py FILE NBYTES STREAM_TOKENS ADDRESS
 codes the first NBYTES of FILE with streams of STREAM_TOKENS symbols: in this process (one
 llama.cpp thread), with two local worker processes (one thread each), and on the Ray cluster
 at ADDRESS with one and with two actors (one thread each).  Each engine first codes a short

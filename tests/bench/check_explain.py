@@ -6,7 +6,7 @@ badly.  So Debian's chromium loads the page twice: once to dump the DOM after th
 screenshot that a person looks at (``docs/explain.png`` in the README).
 
     .venv/bin/nacrith explain ../shared/corpora/alice29.txt --max-bytes 1500 -T 1 -o /tmp/alice.html
-    .venv/bin/python docs/check_explain.py /tmp/alice.html docs/explain.png
+    .venv/bin/python tests/bench/check_explain.py /tmp/alice.html docs/explain.png
 
 Needs ``/usr/bin/chromium`` (``apt-get install chromium``); CI does not.  Exit status 0 when
 the page passed, 1 with a message otherwise.  tests/test_explain.py runs it when chromium is

@@ -1,6 +1,6 @@
 """Compare bytecm's versions with xz -9e and zstd -19 on whole files (no model involved).
 
-Usage: .venv/bin/python docs/bench_bytecm.py FILE [FILE ...]
+Usage: .venv/bin/python tests/bench/bench_bytecm.py FILE [FILE ...]
 For each file: the size of the bytecm payload written by every version this nacrith decodes
 (each decoded again and checked), of ``xz -9e`` and of ``zstd -19``, then bytecm's
 compression and decompression speed for each version, as a Markdown table.  Speeds

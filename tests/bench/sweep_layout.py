@@ -1,8 +1,8 @@
 """Measure bpb and compression speed against the coding layout (the README's layout table).
 
-Usage: python docs/sweep_layout.py FILE NBYTES LAYOUT [LAYOUT...]
+Usage: python tests/bench/sweep_layout.py FILE NBYTES LAYOUT [LAYOUT...]
 where each LAYOUT is comma-separated key=value pairs of nacrith.codec.Layout, e.g.
-    python docs/sweep_layout.py ../shared/corpora/alice29.txt 60000 window=1024,slide=256 window=2048
+    python tests/bench/sweep_layout.py ../shared/corpora/alice29.txt 60000 window=1024,slide=256 window=2048
 An empty LAYOUT ("") means the defaults.
 """
 
