@@ -6,18 +6,8 @@ stable exit status and a message that tells the user what to do next.  Each
 class therefore carries a class-level ``exit_code`` that the CLI uses
 verbatim, and every message produced here ends with a concrete next step.
 
-Exit codes (stable, documented for scripts):
-
-====  =========================================================
-1     generic failure (``NacrithError``, ``TokenizationError``,
-      ``MissingDependencyError``)
-3     input is not a valid archive (``FormatError`` and subclasses)
-4     data integrity check failed (``ChecksumError``)
-5     model problem (``ModelError`` and subclasses)
-6     runtime environment differs from the one that wrote the archive
-7     a declared size exceeds a configured safety limit (``LimitError``)
-8     a worker process or Ray worker died (``WorkerError``)
-====  =========================================================
+The exit statuses are listed once, in :data:`EXIT_STATUSES` at the end of this
+module: ``nacrith --help`` prints that table and ``docs/cli.md`` explains each row.
 
 Several classes also inherit from a matching built-in exception
 (``ValueError``, ``EOFError``) so that generic callers that already catch
@@ -35,12 +25,15 @@ __all__ = [
     "ModelError",
     "ModelNotFoundError",
     "ModelMismatchError",
+    "ModelLoadError",
     "EnvironmentMismatchError",
     "LimitError",
     "TokenizationError",
     "WorkerError",
     "MissingDependencyError",
     "NacrithWarning",
+    "EXIT_STATUSES",
+    "exit_status_table",
 ]
 
 
@@ -192,6 +185,16 @@ class ModelMismatchError(ModelError):
         super().__init__(message)
 
 
+class ModelLoadError(ModelError):
+    """llama.cpp could not load the model file: not a GGUF file, damaged, or too new.
+
+    Raised where nacrith loads a model (:class:`nacrith.api.LoadedModels`), in place of the
+    ``NativeError`` of the llama.cpp layer, which knows nothing of nacrith's errors.
+    """
+
+    exit_code = 5
+
+
 # --------------------------------------------------------------------------
 # Environment, limits, tokenization
 # --------------------------------------------------------------------------
@@ -264,3 +267,36 @@ class NacrithWarning(UserWarning):
     fingerprint differs), which is decoded anyway and verified by its
     checksums.  The CLI prints each as one ``nacrith: warning:`` line.
     """
+
+
+# --------------------------------------------------------------------------
+# Exit statuses
+# --------------------------------------------------------------------------
+
+#: Interrupted by Ctrl-C: 128 + SIGINT, as shells report it.
+EXIT_INTERRUPTED = 130
+#: Terminated by SIGTERM: 128 + SIGTERM.
+EXIT_TERMINATED = 143
+
+#: Every exit status of the command line and what it means: the one table.  The error
+#: classes above carry their own status (``exit_code``); the CLI adds 0, 2 (click's usage
+#: errors) and the two signals.  Scripts rely on these numbers: never renumber them.
+EXIT_STATUSES: tuple[tuple[int, str], ...] = (
+    (0, "success"),
+    (NacrithError.exit_code, "failure: I/O error, refused overwrite, unknown suffix, tokenization error, "
+                             "optional dependency not installed"),
+    (2, "usage error (bad option or argument)"),
+    (FormatError.exit_code, "input is not a nacrith archive, is corrupt, or needs a newer nacrith"),
+    (ChecksumError.exit_code, "checksum mismatch (also: bench round trip failed)"),
+    (ModelError.exit_code, "model not installed, not found, not loadable, or not the archive's model"),
+    (EnvironmentMismatchError.exit_code, "runtime environment differs from the one that wrote the archive"),
+    (LimitError.exit_code, "a size declared by the archive exceeds a safety limit"),
+    (WorkerError.exit_code, "a worker process died (--workers), or a Ray worker failed for good (--engine ray)"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+    (EXIT_TERMINATED, "terminated (SIGTERM)"),
+)
+
+
+def exit_status_table() -> str:
+    """:data:`EXIT_STATUSES` as the plain-text table ``nacrith --help`` ends with."""
+    return "\n".join(f"  {status:<4} {meaning}" for status, meaning in EXIT_STATUSES)
