@@ -300,3 +300,17 @@ EXIT_STATUSES: tuple[tuple[int, str], ...] = (
 def exit_status_table() -> str:
     """:data:`EXIT_STATUSES` as the plain-text table ``nacrith --help`` ends with."""
     return "\n".join(f"  {status:<4} {meaning}" for status, meaning in EXIT_STATUSES)
+
+
+#: What a reader of a damaged archive can do about it (the end of every ``corrupt`` message).
+RESTORE_HINT = "the archive is damaged; restore it from a good copy"
+
+
+def corrupt(problem: str, *, part: str = "archive") -> FormatError:
+    """The error for damaged archive structure, worded one way everywhere:
+    ``corrupt <part>: <problem>; the archive is damaged; restore it from a good copy``.
+
+    ``part`` names where the damage is ("archive", "archive header", "archive trailer").
+    Returned, not raised, so the caller's ``raise`` shows where the check failed.
+    """
+    return FormatError(f"corrupt {part}: {problem}; {RESTORE_HINT}")
