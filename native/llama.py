@@ -169,6 +169,11 @@ class LlamaContext:
         p.type_v = type_v
         p.embeddings = False
         p.no_perf = True
+        # Everything on the CPU, even in a CUDA or Metal build of llama.cpp: with offload on,
+        # the encoder's batches would run on the GPU and the decoder's single tokens on the
+        # CPU, whose results differ, and every archive would fail to decode.
+        p.op_offload = False
+        p.offload_kqv = False
         # One KV stream per sequence (n_ctx / n_seq positions each): a sequence's attention
         # never sees another's cells, so its logits do not depend on its batch companions.
         p.kv_unified = False
