@@ -35,7 +35,7 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-from .errors import FormatError, LimitError, TruncatedError, UnsupportedVersionError
+from .errors import FormatError, LimitError, TruncatedError, UnsupportedVersionError, corrupt
 
 __all__ = [
     "MAGIC",
@@ -58,11 +58,16 @@ __all__ = [
     "Limits",
     "DEFAULT_LIMITS",
     "ArchiveInfo",
+    "MemberParser",
     "ArchiveReader",
     "encode_header",
     "encode_block",
     "encode_end",
     "encode_stored",
+    "encode_varint",
+    "read_varint",
+    "check_start",
+    "trailing_data",
     "block_crc32",
     "new_digest",
     "iter_members",
@@ -183,7 +188,6 @@ _GGML_TYPE_NAMES = {
     30: "bf16",
 }
 
-_RESTORE_HINT = "the archive is damaged; restore it from a good copy"
 _TRUNC_HINT = (
     "the file was probably cut short (interrupted copy, download or write); "
     "obtain a complete copy"
@@ -414,17 +418,40 @@ def encode_header(mode: int, params: CodecParams | None) -> bytes:
     return head + _U32.pack(zlib.crc32(head) & 0xFFFFFFFF)
 
 
-def _encode_varint(value: int) -> bytes:
-    """Minimal unsigned LEB128 encoding of ``value`` (caller checks the range)."""
+def encode_varint(value: int) -> bytes:
+    """Minimal unsigned LEB128 encoding of ``value`` (0..u32 max; spec section 1).
+
+    The one writer of the format's varints: block fields, the end marker, hybrid region tables.
+    """
+    _check_uint("varint value", value, _U32_MAX)
     out = bytearray()
-    while True:
-        byte = value & 0x7F
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
         value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    out.append(value)
+    return bytes(out)
+
+
+def read_varint(buf: bytes | bytearray | memoryview, pos: int, what: str, offset: int = 0) -> tuple[int, int] | None:
+    """The minimal unsigned LEB128 u32 at ``buf[pos:]`` (spec section 1): ``(value, next position)``,
+    or None when ``buf`` ends before the varint does.
+
+    The one reader of the format's varints.  ``what`` names the field for the error message
+    and ``offset`` is where ``buf[0]`` lies in the archive (for the offset it reports).
+    """
+    value = 0
+    for i in range(_VARINT_MAX_BYTES):
+        if pos + i >= len(buf):
+            return None
+        byte = buf[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            if byte == 0 and i > 0:
+                raise corrupt(f"non-minimal (overlong) varint in the {what} (offset {offset + pos + i})")
+            if value > _U32_MAX:
+                break
+            return value, pos + i + 1
+    raise corrupt(f"varint in the {what} exceeds 32 bits (offset {offset + pos + i})")
 
 
 def encode_block(n_symbols: int, n_bytes: int, crc32: int, payload: bytes) -> bytes:
@@ -439,9 +466,9 @@ def encode_block(n_symbols: int, n_bytes: int, crc32: int, payload: bytes) -> by
     payload = bytes(payload)
     _check_uint("payload_len", len(payload), _U32_MAX)
     return (
-        _encode_varint(n_symbols)
-        + _encode_varint(n_bytes)
-        + _encode_varint(len(payload))
+        encode_varint(n_symbols)
+        + encode_varint(n_bytes)
+        + encode_varint(len(payload))
         + _U32.pack(crc32)
         + payload
     )
@@ -453,7 +480,7 @@ def encode_end(original_size: int, digest: bytes) -> bytes:
     if not isinstance(digest, (bytes, bytearray)) or len(digest) != DIGEST_SIZE:
         raise ValueError(f"digest must be {DIGEST_SIZE} bytes (BLAKE2b-128)")
     body = _TRAILER_BODY.pack(original_size, bytes(digest))
-    return _encode_varint(0) + body + _U32.pack(zlib.crc32(body) & 0xFFFFFFFF)
+    return encode_varint(0) + body + _U32.pack(zlib.crc32(body) & 0xFFFFFFFF)
 
 
 def encode_stored(
@@ -501,9 +528,7 @@ def _text_param(values: dict[int, bytes], key: ParamKey) -> str:
     try:
         return values.get(key, b"").decode("utf-8")
     except UnicodeDecodeError:
-        raise FormatError(
-            f"corrupt archive header: {key.name.lower()} parameter is not valid UTF-8; " + _RESTORE_HINT
-        ) from None
+        raise corrupt(f"{key.name.lower()} parameter is not valid UTF-8", part="archive header") from None
 
 
 def _parse_params(mode: int, raw: bytes) -> CodecParams | None:
@@ -512,27 +537,21 @@ def _parse_params(mode: int, raw: bytes) -> CodecParams | None:
     prev_key = 0
     while pos < len(raw):
         if pos + 2 > len(raw):
-            raise FormatError(
-                f"corrupt archive header: parameter entry at offset {pos} is cut off; "
-                + _RESTORE_HINT
-            )
+            raise corrupt(f"parameter entry at offset {pos} is cut off", part="archive header")
         key, length = raw[pos], raw[pos + 1]
         pos += 2
         if pos + length > len(raw):
-            raise FormatError(
-                f"corrupt archive header: parameter {key} claims {length} bytes but only "
-                f"{len(raw) - pos} remain in the parameter section; " + _RESTORE_HINT
+            raise corrupt(
+                f"parameter {key} claims {length} bytes but only {len(raw) - pos} remain in the parameter section",
+                part="archive header",
             )
         value = raw[pos : pos + length]
         pos += length
         if key == 0:
-            raise FormatError("corrupt archive header: parameter key 0 is invalid; " + _RESTORE_HINT)
+            raise corrupt("parameter key 0 is invalid", part="archive header")
         if key <= prev_key:
             what = "duplicate" if key == prev_key else "out-of-order"
-            raise FormatError(
-                f"corrupt archive header: {what} parameter key {key} (keys must be strictly "
-                "increasing); " + _RESTORE_HINT
-            )
+            raise corrupt(f"{what} parameter key {key} (keys must be strictly increasing)", part="archive header")
         prev_key = key
         if key not in _KEY_LENGTHS:
             raise UnsupportedVersionError(
@@ -541,30 +560,21 @@ def _parse_params(mode: int, raw: bytes) -> CodecParams | None:
             )
         expected = _KEY_LENGTHS[key]
         if expected is not None and length != expected:
-            raise FormatError(
-                f"corrupt archive header: parameter {ParamKey(key).name.lower()} has "
-                f"{length} bytes, expected {expected}; " + _RESTORE_HINT
-            )
+            name = ParamKey(key).name.lower()
+            raise corrupt(f"parameter {name} has {length} bytes, expected {expected}", part="archive header")
         values[key] = value
 
     if not values:
         if mode in MODEL_MODES:
-            raise FormatError(
-                "corrupt archive header: model-coded archive has no codec parameters; "
-                + _RESTORE_HINT
-            )
+            raise corrupt("model-coded archive has no codec parameters", part="archive header")
         return None
     missing = sorted(_REQUIRED_KEYS - values.keys())
     if missing:
         names = ", ".join(ParamKey(k).name.lower() for k in missing)
-        raise FormatError(
-            f"corrupt archive header: required parameter(s) missing: {names}; " + _RESTORE_HINT
-        )
+        raise corrupt(f"required parameter(s) missing: {names}", part="archive header")
     flash = values[ParamKey.FLASH_ATTN][0]
     if flash > 1:
-        raise FormatError(
-            f"corrupt archive header: flash_attn must be 0 or 1, got {flash}; " + _RESTORE_HINT
-        )
+        raise corrupt(f"flash_attn must be 0 or 1, got {flash}", part="archive header")
     backend = _text_param(values, ParamKey.BACKEND)
     fingerprint = _text_param(values, ParamKey.FINGERPRINT)
     kv = values[ParamKey.KV_TYPES]
@@ -574,7 +584,7 @@ def _parse_params(mode: int, raw: bytes) -> CodecParams | None:
     )
     problem = window_problem(stream_tokens, window, slide, sinks)
     if problem:
-        raise FormatError(f"corrupt archive header: {problem}; " + _RESTORE_HINT)
+        raise corrupt(problem, part="archive header")
     return CodecParams(
         model_sha256=values[ParamKey.MODEL_SHA256],
         tokenizer=values[ParamKey.TOKENIZER][0],
@@ -595,179 +605,161 @@ def _parse_params(mode: int, raw: bytes) -> CodecParams | None:
     )
 
 
-class ArchiveReader:
-    """Incremental reader of one archive member from a binary file object.
+class MemberParser:
+    """The framing of one archive member, parsed as its bytes come, without doing any I/O.
 
-    The header is parsed (and its CRC verified) on construction.  Iterate
-    :meth:`blocks` (or :meth:`block_headers`) once to the end; afterwards
-    :attr:`trailer` holds the verified trailer and the file object is
-    positioned right after it.  Running totals (``n_blocks``,
-    ``total_symbols``, ``total_bytes``, ``bytes_read``) are updated as blocks
-    are read.
-
-    ``prefix`` holds bytes the caller already consumed from ``fileobj`` that
-    belong to the start of this archive (used by :func:`iter_members`).
+    The one parser of the container: :class:`ArchiveReader` pulls bytes from a file object
+    into it, and :class:`nacrith.stream.NacrithDecompressor` pushes the bytes it is given (as
+    ``lzma.decompress``, ``LZMAFile`` and ``LZMADecompressor`` share one decoder).  The driver
+    asks :attr:`need` for the size of the next piece, and hands exactly that many bytes to
+    :meth:`take`, which checks the piece and returns what it completed (a :class:`Header`, a
+    ``(BlockHeader, payload)`` pair, a :class:`Trailer`) or None.  The parser never asks for a
+    byte past the trailer, so members can follow each other in one file.
     """
 
-    def __init__(
-        self,
-        fileobj: BinaryIO,
-        limits: Limits = DEFAULT_LIMITS,
-        *,
-        prefix: bytes = b"",
-    ) -> None:
-        self._f = fileobj
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
-        self._prefix = bytes(prefix)
-        self.bytes_read = 0
+        self.header: Header | None = None
+        self.trailer: Trailer | None = None
+        #: Bytes taken so far: the offset of the next piece in the member.
+        self.offset = 0
         self.n_blocks = 0
         self.total_symbols = 0
         self.total_bytes = 0
-        self.trailer: Trailer | None = None
-        self._iterating = False
-        self.header: Header = self._read_header()
+        self._step = self._magic
+        self._size = len(MAGIC)
+        self._what = "magic number"
+        self._kept = b""  # earlier pieces of the structure being parsed (header, block fields)
+        self._fields: list[int] = []  # a block's varints read so far
 
-    # -- low-level reads ---------------------------------------------------
+    @property
+    def need(self) -> int:
+        """Bytes the next piece takes (0 once the trailer is read)."""
+        return self._size
 
-    def _read_some(self, n: int) -> bytes:
-        """Up to ``n`` bytes (prefix first); fewer only at end of input."""
-        head = b""
-        if self._prefix:
-            head, self._prefix = self._prefix[:n], self._prefix[n:]
-        rest = _read_upto(self._f, n - len(head)) if len(head) < n else b""
-        data = head + rest
-        self.bytes_read += len(data)
-        return data
+    @property
+    def what(self) -> str:
+        """Which structure the next piece belongs to, as error messages name it."""
+        return self._what
 
-    def _read_exact(self, n: int, what: str) -> bytes:
-        data = self._read_some(n)
-        if len(data) < n:
-            raise TruncatedError(
-                f"archive is truncated: it ends inside the {what} (offset {self.bytes_read}, "
-                f"{n - len(data)} more byte(s) needed); " + _TRUNC_HINT
-            )
-        return data
+    @property
+    def done(self) -> bool:
+        return self.trailer is not None
 
-    def _read_varint(self, what: str) -> int:
-        """One unsigned LEB128 varint: at most 5 bytes, minimal, value <= u32 max."""
-        value = 0
-        for i in range(_VARINT_MAX_BYTES):
-            byte = self._read_exact(1, what)[0]
-            value |= (byte & 0x7F) << (7 * i)
-            if not byte & 0x80:
-                if byte == 0 and i > 0:
-                    raise FormatError(
-                        f"corrupt archive: non-minimal (overlong) varint in the {what} "
-                        f"(offset {self.bytes_read - 1}); " + _RESTORE_HINT
-                    )
-                if value > _U32_MAX:
-                    break
-                return value
-        raise FormatError(
-            f"corrupt archive: varint in the {what} exceeds 32 bits "
-            f"(offset {self.bytes_read - 1}); " + _RESTORE_HINT
+    @property
+    def in_payload(self) -> bool:
+        """Whether the next piece is a block's payload (which ``nacrith info`` may skip)."""
+        return self._step == self._payload
+
+    def take(self, piece: bytes) -> Header | tuple[BlockHeader, bytes] | Trailer | None:
+        """Parse the next piece (exactly :attr:`need` bytes); what it completed, or None."""
+        if self.done or len(piece) != self._size:
+            raise ValueError(f"the parser needs {self._size} bytes here, got {len(piece)}")
+        self.offset += len(piece)
+        return self._step(piece)
+
+    def skip_payload(self) -> tuple[BlockHeader, None]:
+        """Like :meth:`take` for a payload the driver read past without keeping it."""
+        if not self.in_payload:
+            raise ValueError("the next piece is not a payload")
+        self.offset += self._size
+        return self._payload(None)
+
+    def truncated(self, got: int) -> TruncatedError:
+        """The error for input that ends ``got`` bytes into the next piece."""
+        if self._step == self._magic:  # the driver has checked the bytes it got (check_start)
+            if got == 0 and self.offset == 0:
+                return TruncatedError("input is empty: not a nacrith archive; check that the right file was given")
+            return TruncatedError("archive is truncated inside the magic number; " + _TRUNC_HINT)
+        return TruncatedError(
+            f"archive is truncated: it ends inside the {self._what} (offset {self.offset + got}, "
+            f"{self._size - got} more byte(s) needed); " + _TRUNC_HINT
         )
 
-    def _skip_exact(self, n: int, what: str) -> None:
-        remaining = n
-        while remaining:
-            got = len(self._read_some(min(remaining, _READ_CHUNK)))
-            if got == 0:
-                raise TruncatedError(
-                    f"archive is truncated: it ends inside the {what} (offset {self.bytes_read}, "
-                    f"{remaining} more byte(s) needed); " + _TRUNC_HINT
-                )
-            remaining -= got
+    def _expect(self, step, size: int, what: str) -> None:
+        self._step, self._size, self._what = step, size, what
 
     # -- header ------------------------------------------------------------
 
-    def _read_header(self) -> Header:
-        magic = self._read_some(len(MAGIC))
-        if magic != MAGIC[: len(magic)]:
-            raise FormatError(
-                f"not a nacrith archive: the input starts with {magic.hex()}, expected "
-                f"{MAGIC.hex()} (\"\\x89NCR\"); check that the right file was given"
-            )
-        if len(magic) < len(MAGIC):
-            if not magic:
-                raise TruncatedError(
-                    "input is empty: not a nacrith archive; check that the right file was given"
-                )
-            raise TruncatedError("archive is truncated inside the magic number; " + _TRUNC_HINT)
-        rest = self._read_exact(_HEADER_FIXED.size - len(MAGIC), "header")
-        _, version, mode, params_len = _HEADER_FIXED.unpack(magic + rest)
+    def _magic(self, piece: bytes) -> None:
+        check_start(piece)
+        self._kept = piece
+        self._expect(self._fixed, _HEADER_FIXED.size - len(MAGIC), "header")
+
+    def _fixed(self, piece: bytes) -> None:
+        _, version, _, params_len = _HEADER_FIXED.unpack(self._kept + piece)
         if version != FORMAT_VERSION:
             if version > FORMAT_VERSION:
                 raise UnsupportedVersionError(
                     f"archive uses container format version {version}, but this nacrith "
                     f"reads only version {FORMAT_VERSION}; upgrade nacrith to read it"
                 )
-            raise FormatError(
-                f"corrupt archive header: invalid format version {version}; " + _RESTORE_HINT
-            )
-        params_raw = self._read_exact(params_len, "header parameters")
-        (stored_crc,) = _U32.unpack(self._read_exact(4, "header checksum"))
-        actual_crc = zlib.crc32(magic + rest + params_raw) & 0xFFFFFFFF
+            raise corrupt(f"invalid format version {version}", part="archive header")
+        self._kept += piece
+        self._expect(self._params, params_len, "header parameters")
+        if params_len == 0:
+            self._params(b"")
+
+    def _params(self, piece: bytes) -> None:
+        self._kept += piece
+        self._expect(self._header_crc, 4, "header checksum")
+
+    def _header_crc(self, piece: bytes) -> Header:
+        head = self._kept
+        (stored_crc,) = _U32.unpack(piece)
+        actual_crc = zlib.crc32(head) & 0xFFFFFFFF
         if stored_crc != actual_crc:
-            raise FormatError(
-                f"corrupt archive header: CRC-32 mismatch (stored {stored_crc:#010x}, "
-                f"computed {actual_crc:#010x}); " + _RESTORE_HINT
+            raise corrupt(
+                f"CRC-32 mismatch (stored {stored_crc:#010x}, computed {actual_crc:#010x})", part="archive header"
             )
+        mode = head[5]
         if mode not in KNOWN_MODES:
             raise UnsupportedVersionError(
                 f"archive uses coding mode {mode}, unknown to this version of nacrith "
                 f"(known: {', '.join(f'{m} ({mode_name(m)})' for m in KNOWN_MODES)}); "
                 "upgrade nacrith to read it"
             )
-        params = _parse_params(mode, params_raw)
-        return Header(
-            version=version,
-            mode=mode,
-            params=params,
-            size=_HEADER_FIXED.size + params_len + 4,
-        )
+        params = _parse_params(mode, head[_HEADER_FIXED.size :])
+        self.header = Header(version=head[4], mode=mode, params=params, size=len(head) + 4)
+        self._block_fields()
+        return self.header
 
     # -- blocks ------------------------------------------------------------
 
-    def blocks(self) -> Iterator[tuple[BlockHeader, bytes]]:
-        """Yield ``(BlockHeader, payload)`` for each block, then read the trailer."""
-        self._start()
-        return self._iter(read_payload=True)  # type: ignore[return-value]
+    def _block_fields(self) -> None:
+        self._kept, self._fields = b"", []
+        self._expect(self._varint_byte, 1, f"header of block {self.n_blocks}")
 
-    def block_headers(self) -> Iterator[BlockHeader]:
-        """Like :meth:`blocks` but skips payloads (for ``nacrith info``)."""
-        self._start()
-        return (bh for bh, _ in self._iter(read_payload=False))
+    def _varint_byte(self, piece: bytes) -> Trailer | None:
+        self._kept += piece
+        parsed = read_varint(self._kept, 0, self._what, self.offset - len(self._kept))
+        if parsed is None:
+            return None  # the varint goes on
+        self._kept = b""
+        self._fields.append(parsed[0])
+        if self._fields == [0]:  # the end marker
+            self._expect(self._trailer, _TRAILER.size, "trailer")
+        elif len(self._fields) == 3:
+            self._size = 4  # the block's CRC-32
+            self._step = self._block_crc
+        return None
 
-    def _start(self) -> None:
-        if self._iterating:
-            raise RuntimeError("ArchiveReader blocks can be iterated only once")
-        self._iterating = True
+    def _block_crc(self, piece: bytes) -> None:
+        n_symbols, n_bytes, payload_len = self._fields
+        self._block = BlockHeader(n_symbols, n_bytes, payload_len, _U32.unpack(piece)[0])
+        self._check_block(self.n_blocks, self._block)
+        self._expect(self._payload, payload_len, f"payload of block {self.n_blocks}")
+        if payload_len == 0:
+            return self._payload(b"")
+        return None
 
-    def _iter(self, read_payload: bool) -> Iterator[tuple[BlockHeader, bytes | None]]:
-        while True:
-            index = self.n_blocks
-            what = f"header of block {index}"
-            n_symbols = self._read_varint(what)
-            if n_symbols == 0:
-                break
-            n_bytes = self._read_varint(what)
-            payload_len = self._read_varint(what)
-            (crc,) = _U32.unpack(self._read_exact(4, what))
-            bh = BlockHeader(n_symbols, n_bytes, payload_len, crc)
-            self._check_block(index, bh)
-            what = f"payload of block {index}"
-            payload: bytes | None
-            if read_payload:
-                payload = self._read_exact(payload_len, what)
-            else:
-                self._skip_exact(payload_len, what)
-                payload = None
-            self.n_blocks += 1
-            self.total_symbols += n_symbols
-            self.total_bytes += n_bytes
-            yield bh, payload
-        self.trailer = self._read_trailer()
+    def _payload(self, piece: bytes | None) -> tuple[BlockHeader, bytes | None]:
+        bh = self._block
+        self.n_blocks += 1
+        self.total_symbols += bh.n_symbols
+        self.total_bytes += bh.n_bytes
+        self._block_fields()
+        return bh, piece
 
     def _check_block(self, index: int, bh: BlockHeader) -> None:
         limits = self.limits
@@ -787,41 +779,165 @@ class ArchiveReader:
                 "(the configured limit); if the archive is trusted, raise the limit"
             )
         if bh.n_bytes == 0:
-            raise FormatError(
-                f"corrupt archive: block {index} has symbols but produces no bytes; "
-                + _RESTORE_HINT
+            raise corrupt(f"block {index} has symbols but produces no bytes")
+        mode = self.header.mode
+        if mode == MODE_STORED and not bh.n_symbols == bh.n_bytes == bh.payload_len:
+            raise corrupt(
+                f"stored block {index} has inconsistent sizes (n_symbols={bh.n_symbols}, "
+                f"n_bytes={bh.n_bytes}, payload_len={bh.payload_len})"
             )
-        if self.header.mode == MODE_STORED and not (
-            bh.n_symbols == bh.n_bytes == bh.payload_len
-        ):
-            raise FormatError(
-                f"corrupt archive: stored block {index} has inconsistent sizes "
-                f"(n_symbols={bh.n_symbols}, n_bytes={bh.n_bytes}, "
-                f"payload_len={bh.payload_len}); " + _RESTORE_HINT
-            )
-        if self.header.mode in (MODE_ZSTD, MODE_BYTECM) and bh.n_symbols != bh.n_bytes:
-            raise FormatError(
-                f"corrupt archive: {mode_name(self.header.mode)} block {index} has n_symbols={bh.n_symbols} but "
-                f"n_bytes={bh.n_bytes} (they must be equal); " + _RESTORE_HINT
+        if mode in (MODE_ZSTD, MODE_BYTECM) and bh.n_symbols != bh.n_bytes:
+            raise corrupt(
+                f"{mode_name(mode)} block {index} has n_symbols={bh.n_symbols} but "
+                f"n_bytes={bh.n_bytes} (they must be equal)"
             )
 
-    def _read_trailer(self) -> Trailer:
-        raw = self._read_exact(_TRAILER.size, "trailer")
+    # -- trailer -----------------------------------------------------------
+
+    def _trailer(self, raw: bytes) -> Trailer:
         original_size, digest, stored_crc = _TRAILER.unpack(raw)
         actual_crc = zlib.crc32(raw[: _TRAILER_BODY.size]) & 0xFFFFFFFF
         if stored_crc != actual_crc:
-            raise FormatError(
-                f"corrupt archive trailer: CRC-32 mismatch (stored {stored_crc:#010x}, "
-                f"computed {actual_crc:#010x}); " + _RESTORE_HINT
+            raise corrupt(
+                f"CRC-32 mismatch (stored {stored_crc:#010x}, computed {actual_crc:#010x})", part="archive trailer"
             )
         # In hybrid mode the blocks hold the region table and the two sections; the decoder
         # checks original_size against the region table.
         if original_size != self.total_bytes and self.header.mode != MODE_HYBRID:
-            raise FormatError(
-                f"corrupt archive: trailer says {original_size} original bytes but the blocks "
-                f"add up to {self.total_bytes}; " + _RESTORE_HINT
+            raise corrupt(
+                f"trailer says {original_size} original bytes but the blocks add up to {self.total_bytes}"
             )
-        return Trailer(original_size=original_size, digest=digest)
+        self.trailer = Trailer(original_size=original_size, digest=digest)
+        self._expect(None, 0, "end")
+        return self.trailer
+
+
+def check_start(head: bytes) -> None:
+    """Refuse input whose first bytes (``head``, up to four) are not the magic number's."""
+    if head != MAGIC[: len(head)]:
+        raise FormatError(
+            f"not a nacrith archive: the input starts with {bytes(head).hex()}, expected "
+            f"{MAGIC.hex()} (\"\\x89NCR\"); check that the right file was given"
+        )
+
+
+def trailing_data(offset: int, head: bytes) -> FormatError:
+    """The error for bytes after a complete member that do not start another member."""
+    return FormatError(
+        f"unexpected trailing data at offset {offset} after a complete archive "
+        f"(starts with {bytes(head).hex()}, not another nacrith archive); the archive "
+        "before it is intact — remove the extra bytes"
+    )
+
+
+class ArchiveReader:
+    """Incremental reader of one archive member from a binary file object.
+
+    The header is parsed (and its CRC verified) on construction.  Iterate
+    :meth:`blocks` (or :meth:`block_headers`) once to the end; afterwards
+    :attr:`trailer` holds the verified trailer and the file object is
+    positioned right after it.  Running totals (``n_blocks``,
+    ``total_symbols``, ``total_bytes``, ``bytes_read``) are updated as blocks
+    are read.  The parsing is :class:`MemberParser`'s; this class reads.
+
+    ``prefix`` holds bytes the caller already consumed from ``fileobj`` that
+    belong to the start of this archive (used by :func:`iter_members`).
+    """
+
+    def __init__(
+        self,
+        fileobj: BinaryIO,
+        limits: Limits = DEFAULT_LIMITS,
+        *,
+        prefix: bytes = b"",
+    ) -> None:
+        self._f = fileobj
+        self.limits = limits
+        self._prefix = bytes(prefix)
+        self._parser = MemberParser(limits)
+        self._iterating = False
+        head = self._read_some(len(MAGIC))
+        check_start(head)  # a wrong first byte is not a truncation, however short the input
+        self.header: Header = self._next(head)
+
+    @property
+    def bytes_read(self) -> int:
+        return self._parser.offset
+
+    @property
+    def n_blocks(self) -> int:
+        return self._parser.n_blocks
+
+    @property
+    def total_symbols(self) -> int:
+        return self._parser.total_symbols
+
+    @property
+    def total_bytes(self) -> int:
+        return self._parser.total_bytes
+
+    @property
+    def trailer(self) -> Trailer | None:
+        return self._parser.trailer
+
+    # -- reading -----------------------------------------------------------
+
+    def _read_some(self, n: int) -> bytes:
+        """Up to ``n`` bytes (prefix first); fewer only at end of input."""
+        head = b""
+        if self._prefix:
+            head, self._prefix = self._prefix[:n], self._prefix[n:]
+        rest = _read_upto(self._f, n - len(head)) if len(head) < n else b""
+        return head + rest
+
+    def _next(self, piece: bytes | None = None, skip_payloads: bool = False):
+        """Feed the parser until it completes a structure; return that structure."""
+        parser = self._parser
+        while True:
+            if piece is None:
+                if skip_payloads and parser.in_payload:
+                    self._skip(parser.need)
+                    return parser.skip_payload()
+                piece = self._read_some(parser.need)
+            if len(piece) < parser.need:
+                raise parser.truncated(len(piece))
+            parsed = parser.take(piece)
+            if parsed is not None:
+                return parsed
+            piece = None
+
+    def _skip(self, n: int) -> None:
+        """Read past ``n`` payload bytes without keeping them (memory bounded by the read chunk)."""
+        remaining = n
+        while remaining:
+            got = len(self._read_some(min(remaining, _READ_CHUNK)))
+            if got == 0:
+                raise self._parser.truncated(n - remaining)
+            remaining -= got
+
+    # -- blocks ------------------------------------------------------------
+
+    def blocks(self) -> Iterator[tuple[BlockHeader, bytes]]:
+        """Yield ``(BlockHeader, payload)`` for each block, then read the trailer."""
+        self._start()
+        return self._iter(skip_payloads=False)  # type: ignore[return-value]
+
+    def block_headers(self) -> Iterator[BlockHeader]:
+        """Like :meth:`blocks` but skips payloads (for ``nacrith info``)."""
+        self._start()
+        return (bh for bh, _ in self._iter(skip_payloads=True))
+
+    def _start(self) -> None:
+        if self._iterating:
+            raise RuntimeError("ArchiveReader blocks can be iterated only once")
+        self._iterating = True
+
+    def _iter(self, skip_payloads: bool) -> Iterator[tuple[BlockHeader, bytes | None]]:
+        while not self._parser.done:
+            parsed = self._next(skip_payloads=skip_payloads)
+            if isinstance(parsed, tuple):
+                bh, payload = parsed
+                yield bh, None if skip_payloads else payload
 
 
 def iter_members(
@@ -829,8 +945,9 @@ def iter_members(
 ) -> Iterator[ArchiveReader]:
     """Yield a reader for each archive in a concatenation of archives.
 
-    Each yielded reader must be iterated to its end before the next one is
-    requested.  Trailing bytes that do not start a new archive raise
+    The one loop over members: the one-shot decoder, the file objects, the command line and
+    ``nacrith info`` all go through it.  Each yielded reader must be iterated to its end
+    before the next one is requested.  Trailing bytes that do not start a new archive raise
     :class:`FormatError`; a partial magic number raises ``TruncatedError``.
     """
     reader = ArchiveReader(fileobj, limits)
@@ -844,11 +961,7 @@ def iter_members(
         if not head:
             return
         if head != MAGIC[: len(head)]:
-            raise FormatError(
-                f"unexpected trailing data at offset {offset} after a complete archive "
-                f"(starts with {head.hex()}, not another nacrith archive); the archive "
-                "before it is intact — remove the extra bytes"
-            )
+            raise trailing_data(offset, head)
         reader = ArchiveReader(fileobj, limits, prefix=head)
 
 
