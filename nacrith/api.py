@@ -1,102 +1,188 @@
 """The library protocol: one-shot ``compress``/``decompress`` and the reusable :class:`Codec`.
 
-Loading a model costs about a second and ~200 MB; a :class:`Codec` keeps its engines (model,
-tokenizer, llama.cpp context) loaded across calls, the way python-zstandard's compressor
-objects keep their context.  A Codec may be used from one thread at a time (each engine has
-a lock); give each thread or process its own Codec.
+A Codec's settings are fixed when it is made, as python-zstandard builds a compressor from
+its parameters: a :class:`~nacrith.codec.Layout` changes the bitstream and is recorded in
+each archive; an :class:`Execution` (threads, lanes, worker processes, Ray) changes only the
+speed.  Other settings make another Codec (:meth:`Codec.replace`); nothing is set on a Codec
+from outside.
+
+Loading a model costs about a second and ~200 MB, so loaded models are kept apart from any
+settings, in :class:`LoadedModels`, which several Codecs may share (the command line shares
+one across its commands, the one-shot functions another).  A Codec may be used from one
+thread at a time (each engine has a lock); give each thread or process its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
+from dataclasses import dataclass
 from typing import Callable
 
 from . import codec, container, models
 from .codec import DEFAULT_LANES, Engine, Layout, NumericConfig, Progress
 from .ensemble import EnsembleConfig
-from .errors import FormatError
+from .errors import FormatError, ModelLoadError
 from .workers import WorkerPool, plan as plan_workers
 
 #: Where whole streams are coded: in this process or local worker processes, or on Ray.
 ENGINES = ("local", "ray")
 
 
+@dataclass(frozen=True)
+class Execution:
+    """How the work is run: settings that change the speed, never the archive.
+
+    ``threads``: llama.cpp threads in all, shared by the workers (None: the free cores; with
+    ``engine="ray"``, per Ray actor, None meaning 1).  ``lanes``: streams decoded together in
+    one model call.  ``workers``: processes that code whole streams, each with its own model
+    (:mod:`nacrith.workers`), or Ray actors with ``engine="ray"``.  ``address``: the Ray
+    cluster's (None: $RAY_ADDRESS, else a new local one; see :mod:`nacrith.ray_engine`).
+    """
+
+    threads: int | None = None
+    lanes: int = DEFAULT_LANES
+    workers: int = 1
+    engine: str = "local"
+    address: str | None = None
+
+    def replace(self, **changes) -> Execution:
+        return dataclasses.replace(self, **changes)
+
+    def check(self, error: type[Exception] = ValueError) -> Execution:
+        if self.engine not in ENGINES:
+            raise error(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.threads is not None and self.threads < 1:
+            raise error(f"threads must be >= 1 or None, got {self.threads}")
+        if self.lanes < 1:
+            raise error(f"lanes must be >= 1, got {self.lanes}")
+        if self.workers < 1:
+            raise error(f"workers must be >= 1, got {self.workers}")
+        return self
+
+
+_EXECUTION_FIELDS = {f.name for f in dataclasses.fields(Execution)}
+
+
+class LoadedModels:
+    """Engines (a model, its tokenizer and llama.cpp contexts) loaded once and kept, by model
+    file (its SHA-256) and thread count.
+
+    It holds no setting of any call, so Codecs with different layouts and executions share
+    it safely (one thread at a time).
+    """
+
+    def __init__(self) -> None:
+        self._engines: dict[tuple[str, int | None], Engine] = {}
+
+    def engine(self, model_file: models.ModelFile, threads: int | None) -> Engine:
+        key = (model_file.sha256, threads)
+        if key not in self._engines:
+            self._engines[key] = _load(model_file, threads)
+        return self._engines[key]
+
+
+def _load(model_file: models.ModelFile, threads: int | None) -> Engine:
+    """Load a model, turning the llama.cpp layer's refusal into a :class:`ModelLoadError`."""
+    from .native import NativeError  # the bindings load with the first model, not at import
+
+    try:
+        return Engine(model_file, threads=threads)
+    except NativeError:
+        raise ModelLoadError(
+            f"llama.cpp could not load the model file {model_file.path}: it is not a GGUF file, or it is "
+            f"damaged or of a newer GGUF version; pass a preset ({', '.join(models.PRESETS)}) or a GGUF "
+            "file with --model"
+        ) from None
+
+
 class Codec:
-    """Compresses and decompresses with one default model, loading models at most once.
+    """Compresses and decompresses with one default model and fixed settings.
 
-    Layout settings (``block_tokens``, ``stream_tokens``, ``window``, ``slide``, ``sinks``,
-    ``ensemble``; see :class:`nacrith.codec.Layout`) change the bitstream and are recorded in each archive;
-    ``threads``, ``lanes`` (streams decoded together) and ``workers`` (processes that code
-    whole streams, each with its own model; see :mod:`nacrith.workers`) change only the
-    speed.  ``threads`` is the total for all workers.  Call :meth:`close` (or use ``with``)
-    to stop the workers early; they are stopped at exit in any case.
+    ``layout`` (a :class:`~nacrith.codec.Layout`; or its fields as keywords: ``block_tokens``,
+    ``stream_tokens``, ``window``, ``slide``, ``sinks``, ``ensemble``) changes the bitstream
+    and is recorded in each archive.  ``execution`` (an :class:`Execution`; or its fields as
+    keywords: ``threads``, ``lanes``, ``workers``, ``engine``, ``address``) changes only the
+    speed: ``engine="ray"`` codes the streams on a Ray cluster, ``workers`` Ray actors of
+    ``threads`` (default 1) llama.cpp threads each, same archives.  Keywords override the
+    fields of the object given.  ``loaded``: the :class:`LoadedModels` to take engines from
+    (default: a new one, this Codec's own).
 
-    ``engine="ray"`` codes the streams on a Ray cluster instead (``address``: the cluster's,
-    None for $RAY_ADDRESS or a new local one; see :mod:`nacrith.ray_engine`): ``workers``
-    Ray actors of ``threads`` (default 1) llama.cpp threads each, same archives.
+    Worker processes and Ray actors belong to the Codec: call :meth:`close` (or use
+    ``with``) to stop them early; they are stopped at exit in any case.
     """
 
     def __init__(
         self,
         model: str | os.PathLike | None = None,
         *,
-        threads: int | None = None,
-        lanes: int = DEFAULT_LANES,
-        workers: int = 1,
-        engine: str = "local",
-        address: str | None = None,
+        layout: Layout | None = None,
+        execution: Execution | None = None,
         limits: container.Limits = container.DEFAULT_LIMITS,
-        **layout: int | EnsembleConfig,
+        loaded: LoadedModels | None = None,
+        **fields: int | str | EnsembleConfig | None,
     ):
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-        self.model = model
-        self.threads = threads
-        self.lanes = lanes
-        self.workers = workers
-        self.engine_kind = engine
-        self.address = address
-        self._pools: dict[tuple, WorkerPool] = {}
-        self.limits = limits
-        self.layout = Layout(**layout).check()
-        self._engines: dict[str, Engine] = {}
+        speed = {k: fields.pop(k) for k in list(fields) if k in _EXECUTION_FIELDS}
+        self._model = model
+        self._layout = (layout or Layout()).replace(**fields).check()
+        self._execution = (execution or Execution()).replace(**speed).check()
+        self._limits = limits
+        self._loaded = loaded if loaded is not None else LoadedModels()
+        self._pools: dict[str, object] = {}  # model sha256 -> WorkerPool, RayPool or None
+
+    # The settings, read-only: a Codec with other settings is another Codec (replace).
+    model = property(lambda self: self._model, doc="The default model (preset, path or None).")
+    layout = property(lambda self: self._layout, doc="The Layout archives are written with.")
+    execution = property(lambda self: self._execution, doc="Threads, lanes, workers, engine, address.")
+    limits = property(lambda self: self._limits, doc="Safety limits applied to archives read.")
+    loaded = property(lambda self: self._loaded, doc="The LoadedModels engines come from.")
+    threads = property(lambda self: self._execution.threads)
+    lanes = property(lambda self: self._execution.lanes)
+    workers = property(lambda self: self._execution.workers)
+
+    def replace(self, **changes) -> Codec:
+        """A Codec with ``changes`` (``model``, ``limits``, layout or execution fields),
+        sharing this one's loaded models but not its workers."""
+        return Codec(
+            changes.pop("model", self._model),
+            layout=self._layout,
+            execution=self._execution,
+            limits=changes.pop("limits", self._limits),
+            loaded=self._loaded,
+            **changes,
+        )
 
     def engine(self, model_file: models.ModelFile) -> Engine:
-        eng = self._engines.get(model_file.sha256)
-        if eng is None:
-            eng = self._engines[model_file.sha256] = Engine(model_file, threads=self.threads)
+        """The loaded engine for ``model_file``, set to code on this Codec's workers (if any)."""
+        eng = self._loaded.engine(model_file, self.threads)
+        # The codec module finds the worker pool on the engine.  An engine serves one call at
+        # a time, and every call gets its engine here, so each call codes on its own Codec's pool.
         eng.workers = self._pool(model_file, eng.threads)
         return eng
 
     def _pool(self, model_file: models.ModelFile, total_threads: int):
-        """The worker pool for ``model_file`` under the current settings (None: in-process).
+        """The worker pool for ``model_file`` (None: code in this process), made on first use."""
+        if model_file.sha256 not in self._pools:
+            run = self._execution
+            if run.engine == "ray":
+                from .ray_engine import RayPool  # Ray is optional: imported only when asked for
 
-        Started lazily by its first archive; a pool for other settings is stopped."""
-        if self.engine_kind == "ray":
-            from .ray_engine import RayPool  # Ray is optional: imported only when asked for
-
-            key = (model_file.sha256, "ray", self.workers, self.threads or 1, self.address)
-            make = lambda: RayPool(model_file, self.workers, self.threads or 1, self.address)  # noqa: E731
-        else:
-            processes, threads = plan_workers(self.workers, total_threads)
-            if processes < 2:
-                return None
-            key = (model_file.sha256, processes, threads)
-            make = lambda: WorkerPool(model_file, processes, threads)  # noqa: E731
-        if key not in self._pools:
-            for old in [k for k in self._pools if k[0] == model_file.sha256]:
-                self._pools.pop(old).close()
-            self._pools[key] = make()
-        return self._pools[key]
+                pool = RayPool(model_file, run.workers, run.threads or 1, run.address)
+            else:
+                processes, threads = plan_workers(run.workers, total_threads)
+                pool = WorkerPool(model_file, processes, threads) if processes >= 2 else None
+            self._pools[model_file.sha256] = pool
+        return self._pools[model_file.sha256]
 
     def close(self) -> None:
         """Stop this codec's worker processes (a later call starts new ones)."""
         for pool in self._pools.values():
-            pool.close()
+            if pool is not None:
+                pool.close()
         self._pools.clear()
 
-    def __enter__(self) -> "Codec":
+    def __enter__(self) -> Codec:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -172,14 +258,12 @@ def scan(data: bytes, limits: container.Limits = container.DEFAULT_LIMITS) -> li
     return infos
 
 
-_shared: dict[tuple, Codec] = {}
+#: The models the one-shot functions load, kept for their later calls.
+_one_shot_models = LoadedModels()
 
 
 def _codec(model, threads) -> Codec:
-    key = (None if model is None else os.fspath(model), threads)
-    if key not in _shared:
-        _shared[key] = Codec(model, threads=threads)
-    return _shared[key]
+    return Codec(model, threads=threads, loaded=_one_shot_models)
 
 
 def compress(

@@ -1,4 +1,5 @@
-"""Benchmark results as files people read: JSON, CSV and a PNG bar chart of bits per byte.
+"""Benchmark results as things people read: the text table, JSON, CSV and a PNG bar chart of
+bits per byte.
 
 Why a module of its own: measuring (:mod:`nacrith.bench`) takes minutes to hours with the
 model, while presenting the numbers takes milliseconds and is redone often (another chart
@@ -27,6 +28,41 @@ CSV_COLUMNS = [f.name for f in dataclasses.fields(BenchRow)]
 _REQUIRED = [f.name for f in dataclasses.fields(BenchRow) if f.default is dataclasses.MISSING]
 
 PLOT_INSTALL = "pip install 'nacrith[plot]'"
+
+
+# -- the text table ``nacrith bench`` prints ------------------------------------------------
+
+
+def _kb_per_s(size: int, seconds: float | None) -> str:
+    """Original kilobytes (1000 bytes) per second, the speed users feel; '-' if not measured."""
+    if not seconds or seconds <= 0:
+        return "-"
+    return f"{size / seconds / 1000:,.1f}"
+
+
+_COLUMNS = [
+    # header, width, BenchRow -> text
+    ("compressor", 10, lambda r: r.compressor),
+    ("original", 12, lambda r: f"{r.original_size:,}"),
+    ("compressed", 12, lambda r: "-" if r.compressed_size is None else f"{r.compressed_size:,}"),
+    ("bpb", 7, lambda r: "-" if r.bits_per_byte is None else f"{r.bits_per_byte:.3f}"),
+    ("comp s", 9, lambda r: "-" if r.compress_seconds is None else f"{r.compress_seconds:.3f}"),
+    ("comp tok/s", 10, lambda r: "-" if r.compress_tokens_per_second is None else f"{r.compress_tokens_per_second:,.1f}"),
+    ("comp KB/s", 9, lambda r: _kb_per_s(r.original_size, r.compress_seconds)),
+    ("decomp s", 9, lambda r: "-" if r.decompress_seconds is None else f"{r.decompress_seconds:.3f}"),
+    ("dec tok/s", 10, lambda r: "-" if r.decompress_tokens_per_second is None else f"{r.decompress_tokens_per_second:,.1f}"),
+    ("dec KB/s", 9, lambda r: _kb_per_s(r.original_size, r.decompress_seconds)),
+    ("ok", 3, lambda r: "yes" if r.ok else "NO"),
+]
+
+
+def format_row(row: BenchRow | None, file_width: int) -> str:
+    """One table line (``row`` None = the header); text left-aligned, numbers right-aligned."""
+    cells = ["file".ljust(file_width) if row is None else row.file.ljust(file_width)]
+    for k, (title, width, get) in enumerate(_COLUMNS):
+        text = title if row is None else get(row)
+        cells.append(text.ljust(width) if k == 0 else text.rjust(width))
+    return "  ".join(cells).rstrip()
 
 
 # -- JSON -----------------------------------------------------------------------------------

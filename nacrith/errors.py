@@ -284,7 +284,7 @@ EXIT_TERMINATED = 143
 EXIT_STATUSES: tuple[tuple[int, str], ...] = (
     (0, "success"),
     (NacrithError.exit_code, "failure: I/O error, refused overwrite, unknown suffix, tokenization error, "
-                             "optional dependency not installed"),
+                             "extra not installed"),
     (2, "usage error (bad option or argument)"),
     (FormatError.exit_code, "input is not a nacrith archive, is corrupt, or needs a newer nacrith"),
     (ChecksumError.exit_code, "checksum mismatch (also: bench round trip failed)"),

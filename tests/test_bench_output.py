@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nacrith import bench, bench_report, cli
+from nacrith import bench, bench_report, cli, fileio
 from nacrith.errors import NacrithError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,7 +155,7 @@ def test_from_json_prints_the_table_and_writes_csv_and_png(results, tmp_path):
         assert line.index(value) + len(value) - 1 == column_end, line
     assert len(list(csv.DictReader(out_csv.open()))) == len(ROWS)
     png_size(out_png.read_bytes())
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(cli.TMP_SUFFIX)]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(fileio.TMP_SUFFIX)]
 
 
 def test_from_json_joins_several_documents(results):

@@ -1,7 +1,7 @@
 """The ``nacrith`` command line: file naming, refusals, exit statuses, atomic output.
 
 Most tests run the click command in-process (``CliRunner``), which shares one loaded model
-through ``nacrith.cli``'s codec cache; two run the real interpreter to check the module
+through ``nacrith.cli``'s cache of loaded models; two run the real interpreter to check the module
 entry point and SIGTERM handling.  Inputs are a few hundred bytes: the model decodes about
 a hundred tokens per second on the 2-core test machine.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nacrith import api, cli, container
+from nacrith import api, cli, container, fileio
 
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = os.environ.get("NACRITH_TEST_THREADS", "2")
@@ -44,7 +44,7 @@ def run(*args: str, input: bytes | None = None):
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(cli.TMP_SUFFIX))
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(fileio.TMP_SUFFIX))
 
 
 def error_line(result) -> str:
@@ -189,7 +189,7 @@ def test_usage_errors(tmp_path):
 def test_refuses_compressed_data_on_terminal(tmp_path, monkeypatch):
     src = tmp_path / "a.txt"
     src.write_bytes(TEXT)
-    monkeypatch.setattr(cli, "_isatty", lambda stream: stream is sys.stdout)
+    monkeypatch.setattr(fileio, "isatty", lambda stream: stream is sys.stdout)
     result = run("compress", "-c", str(src))
     assert result.exit_code == 1
     assert "terminal" in error_line(result)

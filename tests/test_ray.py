@@ -111,28 +111,23 @@ def test_ray_archive_is_the_local_archive_and_both_decode_each_other(cluster, co
     assert codec.decompress(blob) == TEXT
 
 
-def test_cli_round_trip_on_ray(cluster, codec, local_archive, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "_codecs", {})
+def test_cli_round_trip_on_ray(cluster, codec, local_archive, tmp_path):
     # The command line keeps the smallest archive; on this tiny layout that may be bytecm's
     # (mode 4) rather than the model's, so compare with the local engine's choice.
     expected = codec.compress(TEXT, **SMALL)
     src = tmp_path / "in.txt"
     src.write_bytes(TEXT)
     ray_args = ["-T", "1", "--workers", "2", "--engine", "ray", "--address", cluster]
-    runner = CliRunner()
-    try:
-        made = runner.invoke(cli.main, ["compress", "-q", *ray_args, *SMALL_ARGS, str(src), "-o", str(tmp_path / "a.nc")])
-        assert made.exit_code == 0, made.output
-        assert (tmp_path / "a.nc").read_bytes() == expected
-        (tmp_path / "local.nc").write_bytes(local_archive)
-        back = runner.invoke(cli.main, ["decompress", "-q", *ray_args, str(tmp_path / "local.nc"), "-o", str(tmp_path / "out")])
-        assert back.exit_code == 0, back.output
-        assert (tmp_path / "out").read_bytes() == TEXT
-        tested = runner.invoke(cli.main, ["test", *ray_args, str(tmp_path / "a.nc")])
-        assert tested.exit_code == 0 and "OK" in tested.output, tested.output
-    finally:
-        for codec in cli._codecs.values():
-            codec.close()
+    runner = CliRunner()  # each command stops its Ray actors when it ends
+    made = runner.invoke(cli.main, ["compress", "-q", *ray_args, *SMALL_ARGS, str(src), "-o", str(tmp_path / "a.nc")])
+    assert made.exit_code == 0, made.output
+    assert (tmp_path / "a.nc").read_bytes() == expected
+    (tmp_path / "local.nc").write_bytes(local_archive)
+    back = runner.invoke(cli.main, ["decompress", "-q", *ray_args, str(tmp_path / "local.nc"), "-o", str(tmp_path / "out")])
+    assert back.exit_code == 0, back.output
+    assert (tmp_path / "out").read_bytes() == TEXT
+    tested = runner.invoke(cli.main, ["test", *ray_args, str(tmp_path / "a.nc")])
+    assert tested.exit_code == 0 and "OK" in tested.output, tested.output
 
 
 def test_error_inside_an_actor_is_raised_as_it_is(cluster, local_archive):
@@ -159,19 +154,14 @@ def test_killed_worker_is_retried_and_the_archive_is_unchanged(cluster, local_ar
 def test_permanent_failure_fails_the_job_without_output(cluster, tmp_path, monkeypatch):
     monkeypatch.setenv(ray_engine.FAULT_ENV, "always")  # every attempt dies
     monkeypatch.setattr(ray_engine, "DEFAULT_RETRIES", 1)
-    monkeypatch.setattr(cli, "_codecs", {})  # a fresh codec, so fresh actors
     src = tmp_path / "in.txt"
     src.write_bytes(TEXT)
     dest = tmp_path / "out.nc"
-    try:
-        result = CliRunner().invoke(
-            cli.main,
-            ["compress", "-q", "-T", "1", "--workers", "2", "--engine", "ray", "--address", cluster,
-             *SMALL_ARGS, str(src), "-o", str(dest)],
-        )
-    finally:
-        for codec in cli._codecs.values():
-            codec.close()
+    result = CliRunner().invoke(  # a Codec of its own, so actors of its own, stopped when it ends
+        cli.main,
+        ["compress", "-q", "-T", "1", "--workers", "2", "--engine", "ray", "--address", cluster,
+         *SMALL_ARGS, str(src), "-o", str(dest)],
+    )
     assert result.exit_code == WorkerError.exit_code, result.output
     assert "Ray worker died" in result.output and "after 1 retries" in result.output
     assert sorted(os.listdir(tmp_path)) == ["in.txt"]  # no output, no temporary file
@@ -185,7 +175,6 @@ def test_more_workers_than_cluster_cpus_is_refused(cluster):
 
 def test_without_ray_the_engine_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
-    monkeypatch.setattr(cli, "_codecs", {})
     with pytest.raises(MissingDependencyError, match=r"pip install 'nacrith\[ray\]'"):
         ray_engine.RayPool(models.resolve(), workers=1)
     src = tmp_path / "in.txt"

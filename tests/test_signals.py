@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from nacrith import cli
+from nacrith import errors, fileio
 
 ROOT = Path(__file__).resolve().parent.parent
 # Long enough that coding takes several seconds on one thread (about 800 tokens).
@@ -63,7 +63,7 @@ def interrupt_when_working(proc: subprocess.Popen, folder: Path, signum: int) ->
     """Send ``signum`` once a temporary output exists in ``folder``; return stderr."""
     try:
         deadline = time.monotonic() + 180
-        while not any(p.name.endswith(cli.TMP_SUFFIX) for p in folder.iterdir()):
+        while not any(p.name.endswith(fileio.TMP_SUFFIX) for p in folder.iterdir()):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no temporary output appeared"
             time.sleep(0.02)
@@ -79,8 +79,8 @@ def interrupt_when_working(proc: subprocess.Popen, folder: Path, signum: int) ->
 
 
 EXPECTED = {
-    signal.SIGINT: (cli.EXIT_INTERRUPTED, "nacrith: interrupted"),
-    signal.SIGTERM: (cli.EXIT_TERMINATED, "nacrith: terminated"),
+    signal.SIGINT: (errors.EXIT_INTERRUPTED, "nacrith: interrupted"),
+    signal.SIGTERM: (errors.EXIT_TERMINATED, "nacrith: terminated"),
 }
 
 

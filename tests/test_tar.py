@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nacrith import api, cli, container
+from nacrith import api, cli, container, fileio
 
 
 def run(*args: str, input: bytes | None = None):
@@ -64,7 +64,7 @@ def test_commands_and_help_still_work(monkeypatch):
     assert run("-V").stdout.startswith("nacrith, version")
     assert run("decompress", "--help").exit_code == 0
     assert run("info", "--help").exit_code == 0
-    monkeypatch.setattr(cli, "_isatty", lambda stream: True)
+    monkeypatch.setattr(fileio, "isatty", lambda stream: True)
     result = run()  # alone on a terminal: usage, as before
     assert "Usage:" in result.output and result.exit_code in (0, 2)
     assert run("-d").exit_code == 2  # nothing to read: usage error

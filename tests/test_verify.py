@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nacrith import api, chunked, cli
+from nacrith import api, chunked, cli, fileio
 
 TEXT = (
     b"It was the best of times, it was the worst of times, it was the age of wisdom, it was the "
@@ -69,13 +69,13 @@ class _Flipping:
 
 
 def test_verify_reads_back_what_was_written(tmp_path, monkeypatch):
-    real_init = cli.AtomicOutput.__init__
+    real_init = fileio.AtomicOutput.__init__
 
     def damaging_init(self, dest):
         real_init(self, dest)
         self.file = _Flipping(self.file)
 
-    monkeypatch.setattr(cli.AtomicOutput, "__init__", damaging_init)
+    monkeypatch.setattr(fileio.AtomicOutput, "__init__", damaging_init)
     src = tmp_path / "a.txt"
     src.write_bytes(TEXT)
     result = run("compress", "--verify", "-q", "-T", "1", str(src))
