@@ -7,8 +7,9 @@
 """
 
 from . import _fsspec
-from .api import Codec, compress, decompress
-from .container import FORMAT_VERSION, MAGIC
+from .api import Codec, Execution, LoadedModels, compress, decompress
+from .codec import Layout
+from .container import FORMAT_VERSION, MAGIC, Limits
 from .errors import (
     ChecksumError,
     EnvironmentMismatchError,
@@ -16,6 +17,7 @@ from .errors import (
     LimitError,
     MissingDependencyError,
     ModelError,
+    ModelLoadError,
     ModelMismatchError,
     ModelNotFoundError,
     NacrithError,
@@ -57,14 +59,21 @@ __all__ = [
     "ModelError",
     "ModelNotFoundError",
     "ModelMismatchError",
+    "ModelLoadError",
     "EnvironmentMismatchError",
     "LimitError",
     "TokenizationError",
     "WorkerError",
     "MissingDependencyError",
     "NacrithWarning",
-    # the ensemble's settings (a layout keyword: Codec(ensemble=...), compress(..., ensemble=...))
+    # settings, fixed when a Codec is made: what the archive records (Layout, with the
+    # EnsembleConfig as its ensemble), how fast it is made (Execution), what a reader accepts
+    # (Limits); and the loaded models several Codecs may share
+    "Layout",
     "EnsembleConfig",
+    "Execution",
+    "Limits",
+    "LoadedModels",
 ]
 
 # fsspec (optional): `fsspec.open(..., compression="nacrith")` works once nacrith is imported.

@@ -7,7 +7,11 @@ with the docs (docs/library.md) and, for the format, formats/container-v1.md.
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import nacrith
 
@@ -35,14 +39,19 @@ PUBLIC = [
     "ModelError",
     "ModelNotFoundError",
     "ModelMismatchError",
+    "ModelLoadError",
     "EnvironmentMismatchError",
     "LimitError",
     "TokenizationError",
     "WorkerError",
     "MissingDependencyError",
     "NacrithWarning",
-    # settings
+    # settings and the loaded models
+    "Layout",
     "EnsembleConfig",
+    "Execution",
+    "Limits",
+    "LoadedModels",
 ]
 
 
@@ -64,7 +73,7 @@ def test_exceptions_derive_from_nacrith_error():
         obj for obj in exported
         if inspect.isclass(obj) and issubclass(obj, BaseException) and not issubclass(obj, Warning)
     ]
-    assert len(classes) == 13
+    assert len(classes) == 14
     assert issubclass(nacrith.NacrithWarning, UserWarning)
     for cls in classes:
         assert issubclass(cls, nacrith.NacrithError), cls
@@ -93,3 +102,28 @@ def test_signatures_of_the_stdlib_like_protocol():
 
 def test_typed_package():
     assert (Path(nacrith.__file__).parent / "py.typed").is_file()
+
+
+def test_settings_are_fixed_at_construction_and_replace_shares_the_loaded_models():
+    codec = nacrith.Codec(threads=1, lanes=2, window=512, slide=128)  # loads nothing until it codes
+    assert codec.execution == nacrith.Execution(threads=1, lanes=2)
+    assert codec.layout.window == 512
+    for name in ("layout", "execution", "lanes", "threads", "workers", "model", "limits"):
+        with pytest.raises(AttributeError):
+            setattr(codec, name, getattr(codec, name))
+    other = codec.replace(lanes=4, window=1024)
+    assert (other.lanes, other.layout.window, other.layout.slide, other.threads) == (4, 1024, 128, 1)
+    assert (codec.lanes, codec.layout.window) == (2, 512)
+    assert other.loaded is codec.loaded
+    with pytest.raises(ValueError, match="engine"):
+        nacrith.Codec(engine="gpu")
+
+
+def test_the_library_never_imports_the_command_line():
+    library = ["nacrith", "nacrith.api", "nacrith.stream", "nacrith.chunked", "nacrith.bench",
+               "nacrith.bench_report", "nacrith.explain", "nacrith.ablation"]
+    command_line = ["nacrith.cli", "nacrith.fileio", "nacrith.filejobs", "nacrith.benchcli"]
+    code = f"import sys, {', '.join(library)}; print([m for m in {command_line!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nacrith import api, cli, container, fileio
+import nacrith
+from nacrith import api, cli, container, errors, fileio
 
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = os.environ.get("NACRITH_TEST_THREADS", "2")
@@ -324,11 +325,30 @@ def test_bench_reports_failed_round_trip(tmp_path, monkeypatch):
     assert "round trip FAILED" in result.stderr
 
 
-def test_help_documents_exit_codes():
+def test_a_file_llama_cpp_cannot_load_as_a_model_is_one_error_line(tmp_path):
+    not_a_model = tmp_path / "notes.gguf"
+    not_a_model.write_bytes(b"plain text, not the GGUF format\n")
+    src = tmp_path / "a.txt"
+    src.write_bytes(TEXT)
+    result = run("compress", "--model", str(not_a_model), "-T", THREADS, str(src))
+    assert result.exit_code == nacrith.ModelLoadError.exit_code == 5, result.output
+    assert "could not load the model file" in error_line(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "notes.gguf"]
+
+
+def test_one_exit_status_table_for_errors_help_and_docs():
+    statuses = [status for status, _ in errors.EXIT_STATUSES]
     result = run("--help")
-    assert result.exit_code == 0
-    for code in ("130", "143", "Exit status"):
-        assert code in result.stdout
+    assert result.exit_code == 0 and "Exit status" in result.stdout
+    for status, meaning in errors.EXIT_STATUSES:
+        assert f"{status:<4} {meaning}" in result.stdout
+    for name in nacrith.__all__:
+        obj = getattr(nacrith, name)
+        if isinstance(obj, type) and issubclass(obj, nacrith.NacrithError):
+            assert obj.exit_code in statuses, name
+    doc = (ROOT / "docs" / "cli.md").read_text().split("## Exit status", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1].strip() for line in doc.splitlines() if line.startswith("| ")]
+    assert rows[1:] == [str(s) for s in statuses]  # rows[0] is the header
 
 
 # -- real processes -------------------------------------------------------------------------
