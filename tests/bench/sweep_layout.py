@@ -1,4 +1,4 @@
-"""Measure bpb and compression speed against the coding layout (the README's layout table).
+"""Measure bpb and compression speed against the coding layout (the layout table in docs/results.md).
 
 Usage: python tests/bench/sweep_layout.py FILE NBYTES LAYOUT [LAYOUT...]
 where each LAYOUT is comma-separated key=value pairs of nacrith.codec.Layout, e.g.
