@@ -8,7 +8,7 @@ from outside.
 
 Loading a model costs about a second and ~200 MB, so loaded models are kept apart from any
 settings, in :class:`LoadedModels`, which several Codecs may share (the command line shares
-one across its commands, the one-shot functions another).  A Codec may be used from one
+one across its commands).  A Codec may be used from one
 thread at a time (each engine has a lock); give each thread or process its own.
 """
 
@@ -258,12 +258,16 @@ def scan(data: bytes, limits: container.Limits = container.DEFAULT_LIMITS) -> li
     return infos
 
 
-#: The models the one-shot functions load, kept for their later calls.
-_one_shot_models = LoadedModels()
+#: The one-shot functions' Codecs, one per model and thread count, so that their models stay
+#: loaded for later calls (a Codec's settings never change, so sharing one is safe).
+_shared: dict[tuple, Codec] = {}
 
 
 def _codec(model, threads) -> Codec:
-    return Codec(model, threads=threads, loaded=_one_shot_models)
+    key = (None if model is None else os.fspath(model), threads)
+    if key not in _shared:
+        _shared[key] = Codec(model, threads=threads)
+    return _shared[key]
 
 
 def compress(
