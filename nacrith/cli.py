@@ -52,7 +52,7 @@ _CLUSTER_FLAGS = set("dzltcfkqv")  # short flags without a value that may be com
 _VALUE_OPTIONS = {
     "-o", "--output", "--model", "-T", "--threads", "--lanes",
     "--block-tokens", "--stream-tokens", "--window", "--slide", "--sinks", "--workers", "--chunk-bytes",
-    "--engine", "--address",
+    "--engine", "--address", "--ensemble",
 }
 
 

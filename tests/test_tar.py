@@ -37,6 +37,7 @@ def run(*args: str, input: bytes | None = None):
         (["-k", "-f", "a.txt", "b.txt"], ["compress", "-k", "-f", "a.txt", "b.txt"]),
         (["-", "-o", "-d"], ["compress", "-q", "-", "-o", "-d"]),  # -o takes the next argument
         (["--model", "m.gguf", "-z"], ["compress", "-q", "--model", "m.gguf"]),
+        (["--ensemble", "off"], ["compress", "-q", "--ensemble", "off"]),  # 'off' is no FILE
         (["-l", "x.nc"], ["decompress", "-l", "x.nc"]),
         (["-t", "x.nc"], ["test", "x.nc"]),
         (["-d", "--", "-odd-name.nc"], ["decompress", "--", "-odd-name.nc"]),
