@@ -29,7 +29,10 @@ import io
 import platform
 from typing import Protocol
 
+import numpy as np
+
 from . import container
+from .errors import EnvironmentMismatchError
 
 # CPU features, as /proc/cpuinfo spells them, that choose between ggml's kernels (x86:
 # "flags" line; ARM: "Features" line).  Other flags (aes, sha, ...) do not matter here.
@@ -169,3 +172,72 @@ def restamp(archive: bytes, value: str) -> bytes:
         return archive
     params = dataclasses.replace(header.params, fingerprint=value)
     return container.encode_header(header.mode, params) + archive[header.size :]
+
+
+# -- the numeric probe ---------------------------------------------------------------------
+#
+# A fingerprint names an environment; the probe *measures* it.  The encoder runs the model on
+# a fixed text and records a digest of the logits in the header; the decoder runs the same
+# text before it decodes anything and refuses at once when its digest differs, instead of
+# failing a block checksum hours later.  Any difference in kernels, compiler or library shows
+# here: a build for another kernel set differs after a few tokens.
+
+#: The probe's text (tokenized by the archive's model, after its start token).
+PROBE_TEXT = (
+    b"The quick brown fox jumps over the lazy dog; 0123456789, \"quoted\" text, "
+    b"<tag attr='x'>markup</tag> and http://example.com/path?q=1 end.\n"
+)
+PROBE_TOKENS = 32
+PROBE_SINGLE = 8
+#: Bytes of the logits' BLAKE2b digest kept in a header.
+PROBE_DIGEST_SIZE = 8
+
+_probes: dict[tuple, bytes] = {}
+
+
+def probe(model, numeric: Numeric, start_token: int, threads: int = 1) -> bytes:
+    """Digest of the logits ``model`` gives for :data:`PROBE_TEXT` under ``numeric`` here.
+
+    The text is evaluated as one batch (the encoder's path) and, beside it, its last tokens one
+    at a time in two sequences at once (the decoder's path); the digest covers the batched rows,
+    and the one-token rows must equal them bit for bit, else this environment cannot even
+    decode its own archives (EnvironmentMismatchError).  Cached per model and setting.
+    """
+    key = (str(model.path), numeric.flash_attn, numeric.type_k, numeric.type_v)
+    if key in _probes:
+        return _probes[key]
+    from .native import LlamaContext
+
+    tokens = ([start_token] + model.tokenize_utf8(PROBE_TEXT))[:PROBE_TOKENS]
+    n = len(tokens)
+    ctx = LlamaContext(
+        model,
+        n_ctx=3 * 64,
+        n_batch=n,
+        n_seq=3,
+        n_threads=threads,
+        flash_attn=numeric.flash_attn,
+        type_k=numeric.type_k,
+        type_v=numeric.type_v,
+    )
+    try:
+        batched = ctx.decode(tokens, 0, seq=0)
+        # The one-token path on the last PROBE_SINGLE positions (after a batched prefix).
+        first = n - PROBE_SINGLE
+        for seq in (1, 2):
+            ctx.decode(tokens[:first], 0, seq=seq, logits_from=first)
+        for i in range(first, n):
+            token = tokens[i]
+            rows = ctx.decode_multi([token, token], [i, i], [1, 2])
+            if not (np.array_equal(rows[0].view(np.uint32), batched[i].view(np.uint32))
+                    and np.array_equal(rows[1].view(np.uint32), batched[i].view(np.uint32))):
+                raise EnvironmentMismatchError(
+                    "this llama.cpp gives different logits for a token in a batch and alone "
+                    f"(probe position {i}); nacrith cannot code with it exactly "
+                    "(install it with native/install.sh)"
+                )
+    finally:
+        ctx.close()
+    digest = hashlib.blake2b(batched.tobytes(), digest_size=PROBE_DIGEST_SIZE).digest()
+    _probes[key] = digest
+    return digest
