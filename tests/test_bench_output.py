@@ -208,16 +208,21 @@ def _model_installed(name: str) -> bool:
 
 
 def test_readme_bench_examples_run(tmp_path, monkeypatch, corpora_dir):
-    """The README's bench examples in order, as written, except that the measuring one gets
-    --max-bytes 100 (the whole files take an hour); the --from-json one then reads its JSON."""
+    """The bench examples of the README and docs/results.md in order, as written (``$CORPORA``
+    is the corpora folder), except that the measuring ones get --max-bytes 100 (the whole files
+    take an hour); the --from-json ones then read their JSON."""
     pytest.importorskip("matplotlib")
     monkeypatch.setattr(bench, "external_programs", lambda: {})
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    commands = [line for line in readme.splitlines() if line.startswith(".venv/bin/nacrith bench --")]
-    assert any("--from-json" in c for c in commands), "README lost its 'nacrith bench --from-json' example"
+    commands = []
+    for doc in ("README.md", "docs/results.md"):
+        for line in (ROOT / doc).read_text(encoding="utf-8").splitlines():
+            line = line.replace("$CORPORA/", "../shared/corpora/")
+            if line.startswith(".venv/bin/nacrith bench --") and line not in commands:
+                commands.append(line)
+    assert any("--from-json" in c for c in commands), "docs lost their 'nacrith bench --from-json' example"
     monkeypatch.chdir(tmp_path)
     for command in commands:
-        args = [str((ROOT / a).resolve()) if a.startswith("../shared/") else a for a in shlex.split(command)[1:]]
+        args = [str(corpora_dir / a[len("../shared/corpora/") :]) if a.startswith("../shared/corpora/") else a for a in shlex.split(command)[1:]]
         if "--model" in args and not _model_installed(args[args.index("--model") + 1]):
             continue  # an optional preset (e.g. the gemma extra) that this machine lacks
         if "--from-json" not in args:

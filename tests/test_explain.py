@@ -317,13 +317,14 @@ def test_cli_writes_the_page_and_refuses_to_overwrite(tmp_path):
 
 
 def test_readme_explain_example_runs(tmp_path, monkeypatch, corpora_dir):
-    """The README's command as written, with a smaller --max-bytes (the last one wins)."""
+    """The README's command as written (``$CORPORA`` is the corpora folder), with a smaller
+    --max-bytes (the last one wins)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     commands = [line for line in readme.splitlines() if line.startswith(".venv/bin/nacrith explain ")]
     assert commands, "README lost its 'nacrith explain' example"
     monkeypatch.chdir(tmp_path)
     for command in commands:
-        args = [str((ROOT / a).resolve()) if a.startswith("../shared/") else a for a in shlex.split(command)[1:]]
+        args = [str(corpora_dir / a[len("$CORPORA/") :]) if a.startswith("$CORPORA/") else a for a in shlex.split(command)[1:]]
         result = run(*args, "--max-bytes", "150", "-q", "-T", THREADS)
         assert result.exit_code == 0, (command, result.stderr)
         output = args[args.index("-o") + 1]
@@ -339,7 +340,7 @@ def test_page_renders_in_headless_chromium(page, tmp_path):
     report.write_text(page, encoding="utf-8")
     shot = tmp_path / "shot.png"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "docs" / "check_explain.py"), str(report), str(shot)],
+        [sys.executable, str(ROOT / "tests" / "bench" / "check_explain.py"), str(report), str(shot)],
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
