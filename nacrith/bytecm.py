@@ -55,7 +55,7 @@ Payload layout::
 
     u8 version (1 or 2) | u8 mem_log (MIN_MEM_LOG..MAX_MEM_LOG) | arithmetic-coded bits
 
-``compress`` writes version 2 (``docs/bench_bytecm.py`` compares both: 1-4 % smaller on
+``compress`` writes version 2 (``tests/bench/bench_bytecm.py`` compares both: 1-4 % smaller on
 text and structured data, up to a third on logs, at a third to 40 % of version 1's speed);
 version 1 archives decode unchanged, pinned by ``formats/golden/bytecm/records.v1.nc``.
 ``mem_log`` fixes every table size (``2^mem_log`` counters per context model, ``2^(mem_log-2)``
@@ -71,7 +71,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .errors import FormatError, UnsupportedVersionError
+from .errors import UnsupportedVersionError, corrupt
 
 VERSION = 2  # written by compress
 VERSIONS = (1, 2)  # decoded
@@ -89,7 +89,6 @@ MIX_LR = 16  # mixer learning rate (error multiplier)
 N_LEN_BUCKETS = 28
 
 _MASK32 = 0xFFFFFFFF
-_RESTORE_HINT = "the archive is damaged; restore it from a good copy"
 
 _SQUASH_POINTS = np.array(
     [1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546, 2047, 2549, 2994,
@@ -530,7 +529,7 @@ def compress(data: bytes, mem_log: int | None = None, version: int = VERSION) ->
 def check_header(payload: bytes) -> tuple[int, int]:
     """The ``(version, mem_log)`` of a bytecm payload, after checking both."""
     if len(payload) < HEADER_BYTES:
-        raise FormatError("corrupt archive: a bytecm payload shorter than its 2-byte header; " + _RESTORE_HINT)
+        raise corrupt("a bytecm payload shorter than its 2-byte header")
     version = payload[0]
     if version not in VERSIONS:
         raise UnsupportedVersionError(
@@ -539,10 +538,7 @@ def check_header(payload: bytes) -> tuple[int, int]:
         )
     mem_log = payload[1]
     if not MIN_MEM_LOG <= mem_log <= MAX_MEM_LOG:
-        raise FormatError(
-            f"corrupt archive: bytecm memory parameter {mem_log} outside {MIN_MEM_LOG}..{MAX_MEM_LOG}; "
-            + _RESTORE_HINT
-        )
+        raise corrupt(f"bytecm memory parameter {mem_log} outside {MIN_MEM_LOG}..{MAX_MEM_LOG}")
     return version, mem_log
 
 
@@ -556,5 +552,5 @@ def decompress(payload: bytes, n_bytes: int) -> bytes:
     out = np.zeros(n_bytes, dtype=np.uint8)
     used = _run(False, out, body, n_bytes, mem_log, version, SQUASH, STRETCH, RATE)
     if used > len(body) + 4:
-        raise FormatError("corrupt archive: a bytecm payload ends before its data; " + _RESTORE_HINT)
+        raise corrupt("a bytecm payload ends before its data")
     return out.tobytes()
