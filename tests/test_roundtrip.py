@@ -4,8 +4,8 @@
 zstd, bytecm or stored, never with the model: they test the choice of archive and the framing.
 The same edge cases in texts that reach the model (escapes, NULs, CRLF, invalid UTF-8, long
 enough for the ensemble) and a property test of random bytes through the model coder are in
-``tests/test_model_edge_cases.py``.  The layout tests below pass ``fallback=False`` and check
-that the archive is model-coded (small inputs: decoding runs ~80 tokens/s on 2 cores).
+``tests/test_model_edge_cases.py``.  The layout tests below pass ``fallback=False`` so that
+their small inputs are model-coded (decoding runs ~80 tokens/s on 2 cores).
 """
 
 from __future__ import annotations
