@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Generate the container v1 golden and must-fail example files.
+"""Generate the container v1 and v2 golden and must-fail example files.
 
 Why this script exists: the example archives under ``formats/golden/container``
-and ``formats/must-fail`` pin the byte layout of ``formats/container-v1.md``.
+and ``formats/must-fail`` pin the byte layouts of ``formats/container-v1.md``
+and ``formats/container-v2.md`` (the ``v2-*`` files).
 They are built here *by hand* with ``struct`` — deliberately not with
 ``nacrith.container`` — so that the tests compare two independent
 implementations of the spec: the reference encoder must reproduce the golden
@@ -186,6 +187,99 @@ def flip_bit(data: bytes, offset: int, bit: int = 0) -> bytes:
     return bytes(b)
 
 
+# ---- version 2 (formats/container-v2.md), built by hand as well ----------------------
+
+#: The preset registry of container-v2.md section 3.1: id -> (sha256, start_token, escape_token).
+V2_PRESETS = {
+    1: (bytes.fromhex("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"), 1, 2),
+    2: (bytes.fromhex("a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"), 2, 1),
+}
+#: The numeric probe of the v2 examples: arbitrary bytes (the container does not interpret it).
+V2_PROBE = b"\x5a\xa5\x0f\xf0"
+#: The fingerprint of the machine-bound v2 example.
+V2_FINGERPRINT = "x86_64 AVX512_BF16 1455ac25959d"
+
+
+def leb128_64(value: int) -> bytes:
+    """leb128 for values up to 2^64 - 1 (a v2 original_size)."""
+    assert 0 <= value < 1 << 64
+    return leb128(value)
+
+
+def v2_start(mode: int, original_size: int, *, version: int = 2) -> bytes:
+    return MAGIC + bytes([version, mode]) + leb128_64(original_size)
+
+
+def v2_params(
+    model: int = 1,
+    overrides: list[bytes] = (),
+    kernels: int = 1,
+    *,
+    sha: bytes | None = None,
+    prefix: bytes | None = None,
+    fingerprint: bytes = V2_FINGERPRINT.encode(),
+    count: int | None = None,
+) -> bytes:
+    """params_v2: model id and hash (prefix), override count and entries, kernels, probe,
+    fingerprint (kernels 0 only)."""
+    if model == 0:
+        out = b"\x00" + (sha if sha is not None else MODEL_SHA256)
+    else:
+        out = bytes([model]) + (prefix if prefix is not None else V2_PRESETS[model][0][:4])
+    out += bytes([len(overrides) if count is None else count]) + b"".join(overrides)
+    out += bytes([kernels]) + V2_PROBE
+    if kernels == 0:
+        out += bytes([len(fingerprint)]) + fingerprint
+    return out
+
+
+def v2_model_header(mode: int, original_size: int, params: bytes, *, check_xor: int = 0) -> bytes:
+    head = v2_start(mode, original_size) + params
+    return head + struct.pack("<H", (crc(head) & 0xFFFF) ^ check_xor)
+
+
+def v2_block(n_symbols: int | None, n_bytes: int, payload: bytes, crc32: int | None) -> bytes:
+    """[n_symbols] n_bytes payload_len [crc32] payload: n_symbols only in modes 0 and 2, crc32
+    only when the archive has several blocks."""
+    out = b"" if n_symbols is None else leb128(n_symbols)
+    out += leb128(n_bytes) + leb128(len(payload))
+    if crc32 is not None:
+        out += struct.pack("<I", crc32)
+    return out + payload
+
+
+def v2_stored(data: bytes) -> bytes:
+    return v2_start(1, len(data)) + data + struct.pack("<I", crc(data))
+
+
+def v2_zstd(chunks: list[bytes]) -> bytes:
+    data = b"".join(chunks)
+    several = len(chunks) > 1
+    body = leb128(len(chunks)) + b"".join(
+        v2_block(None, len(c), zstd_raw_frame(c), crc(c) if several else None) for c in chunks
+    )
+    return v2_start(3, len(data)) + body + struct.pack("<I", crc(data))
+
+
+def v1_single_block(archive: bytes) -> tuple[bytes, int]:
+    """``(payload, n_bytes)`` of the one block of a v1 archive with empty params (a 12-byte
+    header), parsed by hand."""
+    pos = 12
+    fields = []
+    for _ in range(3):
+        value = shift = 0
+        while True:
+            byte = archive[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        fields.append(value)
+    pos += 4  # crc32
+    return archive[pos : pos + fields[2]], fields[1]
+
+
 # ---- the examples --------------------------------------------------------------
 
 
@@ -215,7 +309,9 @@ def build() -> dict[str, bytes]:
     files[m + "container-bad-magic.nc"] = fox.replace(
         MAGIC, b"\x89NCX", 1
     )
+    # Written before version 2 existed (a v1 layout with version byte 2); kept byte for byte.
     files[m + "container-version-2.nc"] = header(1, b"", version=2) + fox[stored_hdr_len:]
+    files[m + "container-version-3.nc"] = header(1, b"", version=3) + fox[stored_hdr_len:]
     files[m + "container-unknown-mode.nc"] = header(255, b"") + fox[stored_hdr_len:]
     files[m + "container-unknown-param-key.nc"] = header(
         0, b"".join(model_params_entries()) + tlv(16, b"\x00")
@@ -324,7 +420,109 @@ def build() -> dict[str, bytes]:
     files[m + "bytecm-v2-block-crc-mismatch.nc"] = bytecm_archive(b"\x02\x10" + bits)
     big = (16 << 20) + 1
     files[m + "bytecm-block-too-large.nc"] = bytecm_archive(b"\x01\x10" + bits, n_symbols=big, n_bytes=big)
+
+    build_v2(files)
     return files
+
+
+def build_v2(files: dict[str, bytes]) -> None:
+    """The version 2 examples (formats/container-v2.md)."""
+    g = "golden/container/"
+    m = "must-fail/v2-"
+    u32 = lambda v: struct.pack("<I", v)  # noqa: E731
+    fox = FOX_TEXT
+    halves = [fox[:FOX_BLOCK_BYTES], fox[FOX_BLOCK_BYTES:]]
+
+    # -- valid examples
+    files[g + "v2-stored-empty.nc"] = v2_stored(b"")
+    files[g + "v2-stored-fox.nc"] = v2_stored(fox)
+    files[g + "v2-zstd-fox.nc"] = v2_zstd([fox])
+    files[g + "v2-zstd-fox-2blocks.nc"] = v2_zstd(halves)
+    records = (FORMATS_DIR / "golden/bytecm/records.bin").read_bytes()
+    payload, n_bytes = v1_single_block((FORMATS_DIR / "golden/bytecm/records.bin.nc").read_bytes())
+    assert n_bytes == len(records)
+    files[g + "v2-bytecm-records.nc"] = (
+        v2_start(4, len(records)) + leb128(1) + v2_block(None, len(records), payload, None) + u32(crc(records))
+    )
+    # Mode 0 headers (no blocks follow): the defaults but for window 2048 and the LLM alone;
+    # and a custom model, machine-bound.
+    window = tlv(11, u32(2048))
+    llm_alone = tlv(14, b"")
+    preset_params = v2_params(1, [window, llm_alone])
+    files[g + "v2-model-header.bin"] = v2_model_header(0, 1000, preset_params)
+    custom_params = v2_params(0, [tlv(7, u32(1)), tlv(8, u32(2))], kernels=0)
+    files[g + "v2-custom-model-header.bin"] = v2_model_header(0, 1000, custom_params)
+
+    # -- header failures
+    def model(params: bytes = preset_params, size: int = 10, **kw) -> bytes:
+        """A mode 0 archive of 10 bytes in two blocks (dummy payloads: every failure here is found
+        by the reader, before a model would be needed)."""
+        text = b"hello, you"
+        body = leb128(2) + v2_block(3, 6, b"\x01\x02", crc(text[:6])) + v2_block(2, 4, b"\x03", crc(text[6:]))
+        return v2_model_header(0, size, params, **kw) + body + u32(crc(text))
+
+    base = model(v2_params(1, [window], kernels=0))
+    files[m + "bad-header-check.nc"] = model(check_xor=0x0100)
+    files[m + "unknown-mode.nc"] = v2_start(9, 45) + fox + u32(crc(fox))
+    files[m + "unknown-preset.nc"] = model(v2_params(9, prefix=b"\x00\x00\x00\x00"))
+    files[m + "preset-hash-mismatch.nc"] = model(v2_params(1, prefix=V2_PRESETS[2][0][:4]))
+    files[m + "custom-model-is-preset.nc"] = model(
+        v2_params(0, [tlv(7, u32(1)), tlv(8, u32(2))], sha=V2_PRESETS[1][0])
+    )
+    files[m + "custom-model-missing-tokens.nc"] = model(v2_params(0, [tlv(7, u32(1))]))
+    files[m + "unknown-override-key.nc"] = model(v2_params(1, [window, tlv(16, b"\x00")]))
+    files[m + "override-not-allowed.nc"] = model(v2_params(1, [tlv(9, b"llama")]))
+    files[m + "override-equals-default.nc"] = model(v2_params(1, [tlv(11, u32(1024))]))
+    files[m + "override-start-token-default.nc"] = model(v2_params(1, [tlv(7, u32(1))]))
+    files[m + "unsorted-override-keys.nc"] = model(v2_params(1, [llm_alone, window]))
+    files[m + "override-wrong-length.nc"] = model(v2_params(1, [tlv(11, b"\x00\x08")]))
+    files[m + "flash-attn-invalid.nc"] = model(v2_params(1, [tlv(5, b"\x02")]))
+    files[m + "window-params-invalid.nc"] = model(v2_params(1, [tlv(12, u32(1020))]))  # 4 + 1020 = 1024
+    files[m + "unknown-kernels.nc"] = model(v2_params(1, kernels=2))
+    files[m + "fingerprint-not-utf8.nc"] = model(v2_params(1, kernels=0, fingerprint=b"\xff\xfe"))
+    files[m + "original-size-too-large.nc"] = v2_start(3, 1 << 50) + leb128(0) + u32(0)
+    # original_size 45 written as AD 00 (overlong), and a 10-byte varint above 2^64 - 1.
+    files[m + "size-varint-overlong.nc"] = MAGIC + b"\x02\x01\xad\x00" + fox + u32(crc(fox))
+    files[m + "size-varint-exceeds-u64.nc"] = MAGIC + b"\x02\x03" + b"\xff" * 9 + b"\x02" + leb128(0) + u32(0)
+
+    # -- truncated at every field of `base` (preset 1, one override, machine-bound, two blocks)
+    fp = V2_FINGERPRINT.encode()
+    fields = [
+        ("magic", 2), ("version", 4), ("mode", 5), ("original-size", 6), ("model-id", 7),
+        ("preset-hash", 10), ("override-count", 12), ("override", 15), ("kernels", 19),
+        ("probe", 22), ("fingerprint", 25 + len(fp) // 2), ("header-check", 25 + len(fp) + 1),
+    ]
+    header_len = 25 + len(fp) + 2
+    assert base[header_len - 2 : header_len] == struct.pack("<H", crc(base[: header_len - 2]) & 0xFFFF)
+    fields += [
+        ("block-count", header_len), ("block-fields", header_len + 2), ("block-crc", header_len + 5),
+        ("payload", header_len + 9), ("check", len(base) - 2),
+    ]
+    for name, cut in fields:
+        files[m + f"truncated-{name}.nc"] = base[:cut]
+
+    # -- block and end failures
+    files[m + "block-varint-overlong.nc"] = (  # n_bytes 45 as AD 00
+        v2_start(3, 45) + leb128(1) + b"\xad\x00" + leb128(len(zstd_raw_frame(fox))) + zstd_raw_frame(fox) + u32(crc(fox))
+    )
+    files[m + "block-too-large.nc"] = v2_start(3, 0xFFFFFFF0) + leb128(1) + leb128(0xFFFFFFF0) + leb128(0xFFFFFFF0) + b"short"
+    files[m + "block-past-original-size.nc"] = (
+        v2_start(3, 40) + v2_zstd(halves)[len(v2_start(3, 45)) :]
+    )
+    files[m + "size-mismatch.nc"] = v2_start(3, 46) + v2_zstd([fox])[len(v2_start(3, 45)) :]
+    files[m + "zero-symbols.nc"] = (
+        v2_model_header(0, 6, preset_params) + leb128(1) + v2_block(0, 6, b"\x01", None) + u32(crc(b"hello!"))
+    )
+    files[m + "hybrid-one-block.nc"] = (
+        v2_model_header(2, 6, preset_params) + leb128(1) + v2_block(1, 6, b"\x01", None) + u32(crc(b"hello!"))
+    )
+    files[m + "stored-truncated.nc"] = v2_stored(fox)[:-10]
+    files[m + "stored-crc-mismatch.nc"] = flip_bit(v2_stored(fox), 7 + 4, 5)  # a bit of the data
+    files[m + "trailing-garbage.nc"] = v2_stored(fox) + b"garbage"
+    # Decoder-level: a zstd block whose bytes are not those of the check (the only block's
+    # CRC-32 is the check), and two blocks whose CRC-32s hold but whose check does not.
+    files[m + "zstd-check-mismatch.nc"] = v2_zstd([fox])[:-4] + u32(crc(fox) ^ 1)
+    files[m + "zstd-2blocks-check-mismatch.nc"] = v2_zstd(halves)[:-4] + u32(crc(fox) ^ 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,2 @@
+‰NCR-The quick brown fox jumps over the lazy dog.
+jÌPë

@@ -1,0 +1,2 @@
+‰NCR-The Quick brown fox jumps over the lazy dog.
+jÌPë

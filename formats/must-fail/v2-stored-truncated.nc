@@ -1,0 +1,1 @@
+‰NCR-The quick brown fox jumps over the lazy
