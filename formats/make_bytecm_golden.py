@@ -3,7 +3,7 @@
 ``records.bin`` is a small structured binary file (fixed-layout records with integers, a
 float-like field and short names, then a run of zeros and a repeat); ``records.bin.nc`` is its
 mode 4 archive (``formats/container-v1.md`` section 4.4), which pins the bytecm bitstream
-(version 2): ``tests/test_bytecm.py`` checks that ``nacrith.hybrid.bytecm_archive`` reproduces
+(version 2): ``tests/test_bytecm.py`` checks that ``nacrith.bytemodes.bytecm_archive`` reproduces
 it byte for byte and that it decodes.  ``records.v1.nc`` is the archive the first bytecm
 (version 1) wrote, kept so that the test proves old archives still decode; this script checks
 it but never rewrites it.  The archives have no model parameters, so they do not depend on
@@ -39,15 +39,15 @@ DATA = _data()
 
 def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from nacrith import hybrid
+    from nacrith import bytemodes
 
-    blob = hybrid.bytecm_archive(DATA)
+    blob = bytemodes.bytecm_archive(DATA)
     src, arc = HERE / "records.bin", HERE / "records.bin.nc"
     if "--check" in sys.argv:
         if src.read_bytes() != DATA or arc.read_bytes() != blob:
             print("differs: records")
             return 1
-        if hybrid.bytecm_archive(DATA, version=1) != (HERE / "records.v1.nc").read_bytes():
+        if bytemodes.bytecm_archive(DATA, version=1) != (HERE / "records.v1.nc").read_bytes():
             print("differs: records.v1")
             return 1
         return 0

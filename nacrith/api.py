@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from . import codec, container, models
+from . import archive, codec, container, models
 from .codec import DEFAULT_LANES, Engine, Layout, NumericConfig, Progress
 from .ensemble import EnsembleConfig
 from .errors import FormatError, ModelLoadError
@@ -207,7 +207,7 @@ class Codec:
         if not data:
             return container.encode_stored(data)
         eng = self.engine(models.resolve(self.model))
-        return codec.compress(
+        return archive.compress(
             eng,
             data,
             layout=(layout or self.layout).replace(**overrides).check(),
@@ -228,20 +228,9 @@ class Codec:
         data = bytes(data)
         if on_total:
             on_total(sum(i.total_symbols for i in scan(data, self.limits)))
-        stream = io.BytesIO(data)
-        out = []
-        while True:
-            reader = container.ArchiveReader(stream, self.limits)
-            out.append(
-                codec.decompress_archive(
-                    reader, self.engine, model=self.model, lanes=self.lanes, progress=progress
-                )
-            )
-            rest = data[stream.tell() :]
-            if not rest:
-                return b"".join(out)
-            if not rest.startswith(container.MAGIC):
-                raise FormatError(f"{len(rest)} bytes of trailing data after the archive are not an archive")
+        return archive.decompress(
+            data, self.engine, model=self.model, lanes=self.lanes, limits=self.limits, progress=progress
+        )
 
     def info(self, data: bytes) -> list[container.ArchiveInfo]:
         return scan(data, self.limits)

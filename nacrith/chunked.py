@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from . import container
-from .codec import Progress, decompress_archive
+from .archive import decompress_archive
+from .codec import Progress
 
 if TYPE_CHECKING:
     from .api import Codec

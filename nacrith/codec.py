@@ -27,13 +27,13 @@ decodable at all).  Everything below is fixed by parameters recorded in the arch
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import io
 import os
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -46,10 +46,12 @@ from .errors import (
     ChecksumError,
     EnvironmentMismatchError,
     FormatError,
+    ModelError,
     ModelMismatchError,
     ModelNotFoundError,
     NacrithWarning,
     UnsupportedVersionError,
+    corrupt,
 )
 from .tokenization import TOKENIZER_VERSION, Tokenizer
 
@@ -67,7 +69,7 @@ DEFAULT_WINDOW = 1024
 DEFAULT_SLIDE = 256
 DEFAULT_SINKS = 4
 # Streams decoded together in one llama_decode (speed only).  Model work of one-token calls
-# near the end of a full window, 2 threads (docs/profile_speed.py, four runs): 73-95 tokens/s
+# near the end of a full window, 2 threads (tests/bench/profile_speed.py, four runs): 73-95 tokens/s
 # for one stream, 92-126 for 4, 105-152 for 8; 16 streams were no faster than 8.
 DEFAULT_LANES = 8
 # Encoder batch (speed only: batched logits equal one-token logits in our configuration).
@@ -206,23 +208,106 @@ class NumericConfig:
 EXACT_NUMERICS = (NumericConfig(), NumericConfig(type_v=8))
 
 
-@dataclass
 class _Lane:
-    """One stream being decoded: its blocks, KV sequence, position and coder state."""
+    """One stream being decoded: the decoder's mirror of :meth:`Engine.encode_stream`.
 
-    stream: int
-    blocks: list  # [(BlockHeader, payload, archive block index)]
-    seq: int
-    token: int
-    pos: int = 0
-    block: int = -1
-    left: int = 0
-    dec: ArithmeticDecoder | None = None
-    out: bytearray = field(default_factory=bytearray)
-    parts: list = field(default_factory=list)
-    ensemble: EnsembleState | None = None
-    pending: list = field(default_factory=list)  # skipped tokens not yet in the KV cache
-    missed: bool = False  # the skip event said "no": the symbol is next, coded with logits
+    The encoder codes each symbol with :meth:`Engine.code_symbol`: the skip event (when the
+    match model predicts the symbol), else the symbol under the model's logits, then the raw
+    byte of an escape.  A lane decodes the same events in the same order:
+    :meth:`decode_skips` the skip events that need no logits, :meth:`decode_symbol` a symbol
+    under one row of logits.  Tokens the skips decoded wait in ``pending`` and enter the KV
+    cache (:meth:`feed_pending`) at the positions, and across the slides, the encoder's had.
+    """
+
+    def __init__(self, engine: "Engine", layout: Layout, stream: int, blocks: list, seq: int) -> None:
+        self.engine = engine
+        self.layout = layout
+        self.stream = stream  # index of the stream in the archive
+        self.blocks = blocks  # [(BlockHeader, payload, archive block index)]
+        self.seq = seq  # llama.cpp sequence (KV cache) id
+        self.token = engine.start_token  # the next token the model sees
+        self.pos = 0  # its position in the sequence
+        capacity = sum(bh.n_symbols for bh, _, _ in blocks)
+        self.mixer = engine.new_mixer(layout, capacity)
+        self.pending: list[int] = []  # tokens decoded by skips, not yet in the KV cache
+        self.missed = False  # a skip event said "no": the symbol is next, coded with logits
+        self.finished = False
+        self.parts: list[bytes] = []  # the stream's checked blocks
+        self.block = -1
+        self._next_block()
+
+    def _next_block(self) -> None:
+        self.block += 1
+        if self.block == len(self.blocks):
+            self.finished = True
+            return
+        bh, payload, _ = self.blocks[self.block]
+        self.dec, self.left, self.out = ArithmeticDecoder(payload), bh.n_symbols, bytearray()
+
+    def _finish_symbol(self, sym: int) -> None:
+        """Append a decoded symbol's bytes (an escape's raw byte follows it in the payload)
+        and check a completed block."""
+        if sym == self.engine.tokenizer.escape_token:
+            self.out.append(self.dec.decode_uniform(ESCAPE_BITS))
+        else:
+            self.out += self.engine.tokenizer.pieces[sym]
+        self.left -= 1
+        if self.left:
+            return
+        bh, _, index = self.blocks[self.block]
+        raw = bytes(self.out)
+        actual = container.block_crc32(raw)
+        if len(raw) != bh.n_bytes or actual != bh.crc32:
+            raise ChecksumError(block_index=index, expected=bh.crc32, actual=actual)
+        self.parts.append(raw)
+        self._next_block()
+
+    def decode_skips(self) -> int:
+        """Decode the symbols the match model gets right, which need no logits; their count."""
+        count = 0
+        while self.mixer is not None and not self.missed and not self.finished:
+            predicted = self.mixer.skip_prediction()
+            if predicted < 0:
+                break
+            (lo, f), hit = self.mixer.decode_skip(self.dec.target(), predicted)
+            self.dec.consume(lo, f)
+            if not hit:
+                self.missed = True  # the symbol itself follows, coded with the logits
+                break
+            self.pending.append(self.token)
+            self.token = predicted
+            count += 1
+            self._finish_symbol(predicted)
+        return count
+
+    def decode_symbol(self, row: np.ndarray) -> None:
+        """Decode one symbol under the logits ``row`` that followed ``self.token``."""
+        work = self.engine._work
+        if self.mixer is None:
+            sym, lo, f = cdf.symbol_from_logits(row, self.dec.target(), work)
+        else:
+            sym, lo, f = self.mixer.decode(row, self.dec.target(), work)
+            self.missed = False
+        self.dec.consume(lo, f)
+        self.token = sym
+        self.pos += 1
+        self._finish_symbol(sym)
+
+    def make_room(self, ctx) -> None:
+        """Slide the window when the next token would land past it (as the encoder did)."""
+        layout = self.layout
+        if self.pos == layout.window:
+            ctx.slide(self.seq, layout.sinks, layout.slide, layout.window)
+            self.pos -= layout.slide
+
+    def feed_pending(self, ctx) -> None:
+        """Put skipped tokens into the KV cache (no logits), sliding exactly where the encoder did."""
+        while self.pending:
+            self.make_room(ctx)
+            n = min(len(self.pending), self.layout.window - self.pos, ctx.n_batch)
+            ctx.decode(self.pending[:n], self.pos, self.seq, logits_from=n)
+            self.pos += n
+            del self.pending[:n]
 
 
 class Engine:
@@ -253,8 +338,7 @@ class Engine:
         """A llama.cpp context with ``lanes`` sequences of ``window`` positions (one kept cached)."""
         from .native import LlamaContext
 
-        if window > self.model.n_ctx_train:
-            raise FormatError(f"window {window} exceeds the model's trained context {self.model.n_ctx_train}")
+        self.check_window(window, ModelError)
         key = (window, numeric, lanes)
         ctx = self._contexts.get(key)
         if ctx is None:
@@ -270,6 +354,18 @@ class Engine:
                 type_v=numeric.type_v,
             )
         return ctx
+
+    def check_window(self, window: int, error: type[Exception]) -> None:
+        """Refuse a window longer than the context the model was trained on.
+
+        ``error`` says whose fault it is: ModelError when compressing (the layout asked for does
+        not fit this model), FormatError when decoding (no archive of this model can hold it).
+        """
+        if window > self.model.n_ctx_train:
+            raise error(
+                f"window {window} exceeds the {self.model.n_ctx_train} positions the model was trained on"
+                + ("; choose a smaller window" if error is ModelError else "")
+            )
 
     def params(self, layout: Layout, numeric: NumericConfig) -> CodecParams:
         return CodecParams(
@@ -358,137 +454,54 @@ class Engine:
         self, ctx, streams: Iterable[list], layout: Layout, progress: Progress | None
     ) -> Iterator[bytes]:
         """Decode streams (each a list of (BlockHeader, payload, block index)), yielding each
-        stream's bytes in order.  Up to ``ctx.n_seq`` streams advance together, one token each
-        per ``llama_decode``; a finished stream's sequence is reused by the next stream.
+        stream's bytes in order.  Up to ``ctx.n_seq`` streams (lanes) advance together, one
+        token each per ``llama_decode``; a finished stream's sequence is reused by the next.
 
-        With the confidence skip, symbols the match model predicts are decoded without logits;
-        their tokens wait in ``lane.pending`` and enter the KV cache in one batch before the
-        lane next needs logits, at the same positions (and across the same slides) as in the
-        encoder, so the logits are the encoder's.
+        Each round first decodes, in every lane, the symbols the match model predicts (no
+        logits needed), puts their tokens into the KV cache, and then, once no lane has
+        finished, decodes one symbol of every lane from one batch of logits.
         """
-        escape, n_vocab, work = self.tokenizer.escape_token, self.n_vocab, self._work
-        pieces = self.tokenizer.pieces
         source = iter(streams)
         free = list(range(ctx.n_seq - 1, -1, -1))
         active: list[_Lane] = []
-        done: dict[int, bytes] = {}
+        done: dict[int, bytes] = {}  # finished streams not yet yielded (they finish out of order)
         admitted = emitted = 0
-
-        def next_block(lane: _Lane) -> bool:
-            lane.block += 1
-            if lane.block == len(lane.blocks):
-                return False
-            bh, payload, _ = lane.blocks[lane.block]
-            lane.dec, lane.left, lane.out = ArithmeticDecoder(payload), bh.n_symbols, bytearray()
-            return True
-
-        def finish_symbol(lane: _Lane, sym: int) -> bool:
-            """Append a decoded symbol's bytes; check a completed block; True when the stream is done."""
-            if sym == escape:
-                lane.out.append(lane.dec.decode_uniform(ESCAPE_BITS))
-            else:
-                lane.out += pieces[sym]
-            lane.left -= 1
-            if lane.left:
-                return False
-            bh, _, index = lane.blocks[lane.block]
-            raw = bytes(lane.out)
-            actual = container.block_crc32(raw)
-            if len(raw) != bh.n_bytes or actual != bh.crc32:
-                raise ChecksumError(block_index=index, expected=bh.crc32, actual=actual)
-            lane.parts.append(raw)
-            if next_block(lane):
-                return False
-            done[lane.stream] = b"".join(lane.parts)
-            free.append(lane.seq)
-            return True
-
-        def skip_ahead(lane: _Lane) -> tuple[int, bool]:
-            """Decode the symbols the match model gets right without the LLM: (count, stream done)."""
-            count = 0
-            while lane.ensemble is not None and not lane.missed:
-                predicted = lane.ensemble.skip_prediction()
-                if predicted < 0:
-                    break
-                (lo, f), hit = lane.ensemble.decode_skip(lane.dec.target(), predicted)
-                lane.dec.consume(lo, f)
-                if not hit:
-                    lane.missed = True  # the symbol itself follows, coded with the logits
-                    break
-                lane.pending.append(lane.token)
-                lane.token = predicted
-                count += 1
-                if finish_symbol(lane, predicted):
-                    return count, True
-            return count, False
-
-        def feed_pending(lane: _Lane) -> None:
-            """Put skipped tokens into the KV cache (no logits), sliding exactly where the encoder did."""
-            while lane.pending:
-                if lane.pos == layout.window:
-                    ctx.slide(lane.seq, layout.sinks, layout.slide, layout.window)
-                    lane.pos -= layout.slide
-                n = min(len(lane.pending), layout.window - lane.pos, ctx.n_batch)
-                ctx.decode(lane.pending[:n], lane.pos, lane.seq, logits_from=n)
-                lane.pos += n
-                del lane.pending[:n]
-
         while True:
             while free:
                 blocks = next(source, None)
                 if blocks is None:
                     break
-                lane = _Lane(stream=admitted, blocks=blocks, seq=free.pop(), token=self.start_token)
-                if layout.ensemble.enabled:
-                    capacity = sum(bh.n_symbols for bh, _, _ in blocks)
-                    lane.ensemble = EnsembleState(layout.ensemble, n_vocab, capacity)
+                lane = _Lane(self, layout, admitted, blocks, free.pop())
                 ctx.clear_seq(lane.seq)
-                next_block(lane)
                 active.append(lane)
                 admitted += 1
             if not active:
                 return
-            skipped = 0
+            skipped = sum(lane.decode_skips() for lane in active)
             for lane in active:
-                count, _ = skip_ahead(lane)
-                skipped += count
-            ready = [lane for lane in active if lane.stream not in done]
-            for lane in ready:
-                feed_pending(lane)
+                if not lane.finished:
+                    lane.feed_pending(ctx)
             if progress and skipped:
                 progress(skipped)
-            if len(ready) < len(active):
-                active = ready
-                while emitted in done:
-                    yield done.pop(emitted)
-                    emitted += 1
-                continue
+            if not any(lane.finished for lane in active):
+                for lane in active:
+                    lane.make_room(ctx)
+                rows = ctx.decode_multi(
+                    [lane.token for lane in active], [lane.pos for lane in active], [lane.seq for lane in active]
+                )
+                for lane, row in zip(active, rows):
+                    lane.decode_symbol(row)
+                if progress:
+                    progress(len(active))
+            # Retire finished lanes (their sequences go to the next streams) and yield in order.
             for lane in active:
-                if lane.pos == layout.window:
-                    ctx.slide(lane.seq, layout.sinks, layout.slide, layout.window)
-                    lane.pos -= layout.slide
-            rows = ctx.decode_multi(
-                [lane.token for lane in active], [lane.pos for lane in active], [lane.seq for lane in active]
-            )
-            finished = False
-            for lane, row in zip(active, rows):
-                if lane.ensemble is None:
-                    sym, lo, f = cdf.symbol_from_logits(row, lane.dec.target(), work)
-                else:
-                    sym, lo, f = lane.ensemble.decode(row, lane.dec.target(), work)
-                    lane.missed = False
-                lane.dec.consume(lo, f)
-                lane.token = sym
-                lane.pos += 1
-                if finish_symbol(lane, sym):
-                    finished = True
-            if progress:
-                progress(len(active))
-            if finished:
-                active = [lane for lane in active if lane.stream not in done]
-                while emitted in done:
-                    yield done.pop(emitted)
-                    emitted += 1
+                if lane.finished:
+                    done[lane.stream] = b"".join(lane.parts)
+                    free.append(lane.seq)
+            active = [lane for lane in active if not lane.finished]
+            while emitted in done:
+                yield done.pop(emitted)
+                emitted += 1
 
 
 # -- whole archives ------------------------------------------------------------------------
@@ -505,8 +518,9 @@ def model_blocks(
 ) -> list[bytes] | None:
     """``text`` model-coded into serialized blocks (the streams and blocks of mode 0), or None
     when it is mostly bytes the vocabulary cannot spell.  Used by mode 0 and by the text
-    section of hybrid archives (``nacrith.hybrid``)."""
-    blocks = []
+    section of hybrid archives (``nacrith.hybrid``).  A window the model was not trained for
+    is a ModelError."""
+    engine.check_window(layout.window, ModelError)
     with engine.lock:
         symbols = engine.tokenizer.encode(text)
         if int((symbols >= engine.n_vocab).sum()) * 2 > len(text):
@@ -562,34 +576,6 @@ def model_archive(
     return b"".join([header, *blocks, container.encode_end(len(data), digest.digest())])
 
 
-def compress(
-    engine: Engine,
-    data: bytes,
-    *,
-    layout: Layout = Layout(),
-    numeric: NumericConfig = NumericConfig(),
-    progress: Progress | None = None,
-    on_total: Callable[[int], None] | None = None,
-    fallback: bool = True,
-) -> bytes:
-    """Compress ``data`` into the smallest of a model (mode 0) or hybrid (mode 2) archive, a
-    zstd (mode 3) and a stored (mode 1) one; see :func:`nacrith.hybrid.compress`, which also
-    explains ``fallback`` and how the environment fingerprint is left out of the choice.
-
-    Inputs under ``ENSEMBLE_MIN_BYTES`` with the default ensemble are coded by the LLM alone: the
-    ensemble has too little to learn from, and saves less than its header entry costs.
-    """
-    layout.check()
-    from . import hybrid  # builds on the functions above
-
-    if len(data) < ENSEMBLE_MIN_BYTES and layout.ensemble == DEFAULT_ENSEMBLE:
-        layout = dataclasses.replace(layout, ensemble=LLM_ONLY)
-
-    return hybrid.compress(
-        engine, data, layout=layout, numeric=numeric, progress=progress, on_total=on_total, fallback=fallback
-    )
-
-
 def check_params(params: CodecParams) -> Layout:
     """Refuse archives whose settings this version cannot reproduce; return their layout."""
     if params.tokenizer != TOKENIZER_VERSION:
@@ -638,9 +624,9 @@ def _streams_of(blocks: Iterable, layout: Layout, first: int = 0) -> Iterator[li
     short = None
     for index, (bh, payload) in enumerate(blocks, first):
         if short is not None:
-            raise FormatError(f"block {short} has fewer than block_tokens symbols but is not the last")
+            raise corrupt(f"block {short} has fewer than block_tokens symbols but is not the last")
         if bh.n_symbols > layout.block_tokens:
-            raise FormatError(f"block {index} declares {bh.n_symbols} symbols, more than block_tokens")
+            raise corrupt(f"block {index} declares {bh.n_symbols} symbols, more than block_tokens")
         if bh.n_symbols < layout.block_tokens:
             short = index
         group.append((bh, payload, index))
@@ -651,82 +637,68 @@ def _streams_of(blocks: Iterable, layout: Layout, first: int = 0) -> Iterator[li
         yield group
 
 
-def decompress_archive(
-    reader: container.ArchiveReader,
-    get_engine: Callable[[models.ModelFile], Engine],
+def numeric_of(params: CodecParams) -> NumericConfig:
+    """The llama.cpp settings an archive records."""
+    return NumericConfig(params.flash_attn, params.type_k, params.type_v)
+
+
+def engine_for(
+    params: CodecParams, get_engine: Callable[[models.ModelFile], Engine], model: str | os.PathLike | None
+) -> Engine:
+    """The engine of the model an archive needs (loaded by ``get_engine``), checked against the
+    archive's vocabulary and window."""
+    engine = get_engine(model_for(params, model))
+    if params.start_token != engine.start_token or params.escape_token != engine.tokenizer.escape_token:
+        raise FormatError("the archive's start/escape tokens do not match this model's vocabulary")
+    engine.check_window(params.window, FormatError)
+    return engine
+
+
+@contextlib.contextmanager
+def environment_check(params: CodecParams) -> Iterator[None]:
+    """Decode a model-coded archive under this check of where it was made.
+
+    When the archive's fingerprint differs from this machine's, a warning says so, and a
+    checksum error inside the block is reported as an :class:`EnvironmentMismatchError`: most
+    likely this machine computes other logits than the writer's, not damage.
+    """
+    numeric = numeric_of(params)
+    here = fingerprint.current(numeric)
+    foreign = fingerprint.differs(params.fingerprint, here)
+    if foreign:
+        warnings.warn(fingerprint.mismatch_warning(params.fingerprint, here), NacrithWarning, stacklevel=4)
+    try:
+        yield
+    except ChecksumError as exc:
+        if not foreign:
+            raise
+        raise EnvironmentMismatchError(
+            fingerprint.mismatch_error(params.fingerprint, here, fingerprint.describe(numeric), exc),
+            archive_fingerprint=params.fingerprint,
+            local_fingerprint=here,
+        ) from exc
+
+
+def decode_text(
+    engine: Engine,
+    blocks: Iterable,
+    layout: Layout,
+    numeric: NumericConfig,
     *,
-    model: str | os.PathLike | None = None,
+    first: int = 0,
     lanes: int = DEFAULT_LANES,
     progress: Progress | None = None,
 ) -> bytes:
-    """Decode one archive whose header ``reader`` has already read, verifying every checksum."""
-    header = reader.header
+    """The bytes of model-coded blocks (``(BlockHeader, payload)`` in archive order, the first
+    being archive block ``first``), every block's CRC-32 checked."""
     out = bytearray()
-    digest = container.new_digest()
-    if header.mode == container.MODE_STORED:
-        for index, (bh, payload) in enumerate(reader.blocks()):
-            if container.block_crc32(payload) != bh.crc32:
-                raise ChecksumError(block_index=index, expected=bh.crc32, actual=container.block_crc32(payload))
-            out += payload
-            digest.update(payload)
-            if progress:
-                progress(bh.n_symbols)
-        _check_trailer(reader.trailer, out, digest)
-    elif header.mode in (container.MODE_ZSTD, container.MODE_BYTECM):
-        from . import hybrid
-
-        decode = hybrid.decode_zstd if header.mode == container.MODE_ZSTD else hybrid.decode_bytecm
-        for raw in decode(reader, progress):
-            out += raw
-            digest.update(raw)
-        _check_trailer(reader.trailer, out, digest)
-    else:
-        # Mode 0, or mode 2 whose table and zstd section are read (and every size checked)
-        # before the model decodes the text of all its text regions.
-        sections = None
-        if header.mode == container.MODE_HYBRID:
-            from . import hybrid
-
-            sections = hybrid.read_sections(reader)
-            blocks, first = sections.model_blocks, sections.first_model_block
+    with engine.lock:
+        streams = _streams_of(blocks, layout, first)
+        if engine.workers is not None:  # other processes; bytes in stream order all the same
+            decoded = engine.workers.decode_streams(streams, layout, numeric, max(1, lanes), progress)
         else:
-            blocks, first = reader.blocks(), 0
-        params = header.params
-        layout = check_params(params)
-        engine = get_engine(model_for(params, model))
-        if params.start_token != engine.start_token or params.escape_token != engine.tokenizer.escape_token:
-            raise FormatError("the archive's start/escape tokens do not match this model's vocabulary")
-        numeric = NumericConfig(params.flash_attn, params.type_k, params.type_v)
-        here = fingerprint.current(numeric)
-        foreign = fingerprint.differs(params.fingerprint, here)
-        if foreign:
-            warnings.warn(fingerprint.mismatch_warning(params.fingerprint, here), NacrithWarning, stacklevel=3)
-        try:
-            with engine.lock:
-                streams = _streams_of(blocks, layout, first)
-                if engine.workers is not None:  # other processes; bytes in stream order all the same
-                    decoded = engine.workers.decode_streams(streams, layout, numeric, max(1, lanes), progress)
-                else:
-                    ctx = engine.context(layout.window, numeric, max(1, lanes))
-                    decoded = engine.decode_streams(ctx, streams, layout, progress)
-                for raw in decoded:
-                    out += raw
-            if sections is not None:
-                out = bytearray(sections.assemble(bytes(out)))
-            digest.update(out)
-            _check_trailer(reader.trailer, out, digest)
-        except ChecksumError as exc:
-            if not foreign:
-                raise
-            # Most likely not damage: this machine computes other logits than the writer's.
-            raise EnvironmentMismatchError(
-                fingerprint.mismatch_error(params.fingerprint, here, fingerprint.describe(numeric), exc),
-                archive_fingerprint=params.fingerprint,
-                local_fingerprint=here,
-            ) from exc
+            ctx = engine.context(layout.window, numeric, max(1, lanes))
+            decoded = engine.decode_streams(ctx, streams, layout, progress)
+        for raw in decoded:
+            out += raw
     return bytes(out)
-
-
-def _check_trailer(trailer: container.Trailer, out: bytearray, digest) -> None:
-    if trailer.original_size != len(out) or trailer.digest != digest.digest():
-        raise ChecksumError(block_index=None, expected=trailer.digest.hex(), actual=digest.hexdigest())

@@ -64,6 +64,30 @@ _CONFIG2 = struct.Struct("<BBBBBBHHHHHB")  # version 2: + apm_rate, prev_sets
 _LAYOUTS = {0: _CONFIG, 1: _CONFIG, 2: _CONFIG2}
 VERSION = 2  # the newest version this code reads and writes
 
+# --- the jitted steps' state arrays (np.int64 / np.float64), by index ---------------------
+# EnsembleState.ints: settings.
+INT_ORDER = 0  # n-gram order k (contexts of 1..k tokens)
+INT_NGRAM_MASK = 1  # n-gram buckets - 1
+INT_MATCH_MIN = 2  # tokens a match must repeat (0: no match model)
+INT_MATCH_MASK = 3  # match table entries - 1
+INT_MIXER_CONTEXTS = 4  # 1: weight sets selected by context
+INT_PREV_MASK = 5  # previous-token weight sets - 1 (-1: none)
+INT_APM = 6  # 1: APM stage
+INTS_LEN = 7
+# EnsembleState.counters: what the steps learned.
+C_SEEN = 0  # tokens seen (the history's length)
+C_MATCH_PTR = 1  # history index of the token the match predicts
+C_MATCH_LEN = 2  # current match length (0: no match)
+C_SET = 3  # weight set selected for the next token (-1: none)
+C_CANDIDATES = 4  # candidates found for the next token
+C_LONGEST = 5  # longest n-gram order with statistics for the next token
+COUNTERS_LEN = 6
+# EnsembleState.rates: learning rates.
+RATE_MIX = 0
+RATE_BIAS = 1
+RATE_LLM = 2
+RATE_APM = 3
+
 
 @dataclass(frozen=True)
 class EnsembleConfig:
@@ -203,22 +227,23 @@ class EnsembleState:
         nb = 1 << c.ngram_bits
         self.config = c
         self.n_vocab = n_vocab
-        # int settings passed to the jitted step: order, ngram mask, match_min, match mask,
-        # mixer contexts flag, previous-token set mask (-1: none), APM flag.
-        self.ints = np.array(
-            [k, nb - 1, c.match_min, (1 << c.match_bits) - 1, c.mixer_contexts,
-             (1 << c.prev_sets) - 1 if c.prev_sets else -1, 1 if c.apm_rate else 0],
-            dtype=np.int64,
-        )
-        self.rates = np.array(
-            [c.mix_rate / _RATE_ONE, c.bias_rate / _RATE_ONE, c.llm_rate / _RATE_ONE, c.apm_rate / _RATE_ONE],
-            dtype=np.float64,
-        )
+        # int settings passed to the jitted steps (indices INT_*)
+        self.ints = np.zeros(INTS_LEN, dtype=np.int64)
+        self.ints[INT_ORDER] = k
+        self.ints[INT_NGRAM_MASK] = nb - 1
+        self.ints[INT_MATCH_MIN] = c.match_min
+        self.ints[INT_MATCH_MASK] = (1 << c.match_bits) - 1
+        self.ints[INT_MIXER_CONTEXTS] = c.mixer_contexts
+        self.ints[INT_PREV_MASK] = (1 << c.prev_sets) - 1 if c.prev_sets else -1
+        self.ints[INT_APM] = 1 if c.apm_rate else 0
+        self.rates = np.zeros(4, dtype=np.float64)  # indices RATE_*
+        self.rates[RATE_MIX] = c.mix_rate / _RATE_ONE
+        self.rates[RATE_BIAS] = c.bias_rate / _RATE_ONE
+        self.rates[RATE_LLM] = c.llm_rate / _RATE_ONE
+        self.rates[RATE_APM] = c.apm_rate / _RATE_ONE
         # Token history; grows by doubling (capacity is a hint, never trusted for allocation).
         self.hist = np.zeros(max(16, min(capacity, 1 << 16)), dtype=np.int32)
-        # counters: [n tokens seen, match ptr, match length, selected set, n candidates,
-        #            longest n-gram order with statistics]
-        self.counters = np.zeros(6, dtype=np.int64)
+        self.counters = np.zeros(COUNTERS_LEN, dtype=np.int64)  # indices C_*
         self.ng_check = np.zeros((max(k, 1), nb), dtype=np.uint32)
         self.ng_tok = np.zeros((max(k, 1), nb, SLOTS), dtype=np.int32)
         self.ng_cnt = np.zeros((max(k, 1), nb, SLOTS), dtype=np.int32)
@@ -258,12 +283,12 @@ class EnsembleState:
 
     def skip_prediction(self) -> int:
         """The token the match model predicts if the next symbol may skip the LLM, else -1."""
-        if self.config.skip and self.counters[2] >= self.config.skip:
-            return int(self.hist[self.counters[1]])
+        if self.config.skip and self.counters[C_MATCH_LEN] >= self.config.skip:
+            return int(self.hist[self.counters[C_MATCH_PTR]])
         return -1
 
     def _hit_freq(self) -> tuple[int, int]:
-        bucket = _py_bucket(int(self.counters[2]), _MATCH_EDGES)
+        bucket = _py_bucket(int(self.counters[C_MATCH_LEN]), _MATCH_EDGES)
         hits, trials = (int(x) for x in self.skip_counts[bucket])
         freq = ((2 * hits + 1) * cdf.TOTAL) // (2 * trials + 2)  # exact integers
         return bucket, min(max(freq, 1), cdf.TOTAL - 1)
@@ -304,7 +329,7 @@ class EnsembleState:
         self.skipped += 1
 
     def _room(self) -> None:
-        if self.counters[0] >= self.hist.shape[0]:  # the jitted step writes hist[n]
+        if self.counters[C_SEEN] >= self.hist.shape[0]:  # the jitted step writes hist[n]
             grown = np.zeros(2 * self.hist.shape[0], dtype=np.int32)
             grown[: self.hist.shape[0]] = self.hist
             self.hist = grown
@@ -420,8 +445,9 @@ def _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_tabl
 
     Returns (number of candidates, selected weight set).
     """
-    order, ng_mask, match_min, match_mask, use_sets = ints[0], ints[1], ints[2], ints[3], ints[4]
-    n = counters[0]
+    order, ng_mask, match_min = ints[INT_ORDER], ints[INT_NGRAM_MASK], ints[INT_MATCH_MIN]
+    use_sets = ints[INT_MIXER_CONTEXTS]
+    n = counters[C_SEEN]
     nc = 0
     longest = 0
     h = np.uint64(0)
@@ -452,9 +478,9 @@ def _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_tabl
                 nc += 1
     mstate = 0
     if match_min > 0:
-        length = counters[2]
+        length = counters[C_MATCH_LEN]
         if length > 0:
-            ptr = counters[1]
+            ptr = counters[C_MATCH_PTR]
             cand_tok[nc] = hist[ptr]
             cand_feat[nc] = 1 + order * _NGRAM_FEATS + _bucket(np.float64(length), _MATCH_EDGES)
             cand_val[nc] = -1.0  # marks the match candidate
@@ -464,9 +490,9 @@ def _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_tabl
         sel = (_gap_bucket(logits) * (order + 1) + longest) * 3 + mstate
     else:
         sel = -1
-    counters[3] = sel
-    counters[4] = nc
-    counters[5] = longest
+    counters[C_SET] = sel
+    counters[C_CANDIDATES] = nc
+    counters[C_LONGEST] = longest
     return nc
 
 
@@ -520,9 +546,9 @@ def _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bi
     With an APM stage (``tgt >= 0``) the gradients are those of the distribution before it:
     ``p_tgt`` for ``tgt`` and the others scaled by ``(1 - p_tgt) / (1 - w_tgt * 2**44 / S)``.
     """
-    mix_rate = rates[0]
-    bias_rate = rates[1]
-    llm_rate = rates[2]
+    mix_rate = rates[RATE_MIX]
+    bias_rate = rates[RATE_BIAS]
+    llm_rate = rates[RATE_LLM]
     to_p = np.float64(1 << cdf.WEIGHT_BITS) / np.float64(s_fixed)
     if tgt >= 0:
         to_p = to_p * (1.0 - p_tgt) / max(1.0 - work[tgt] * to_p, 1e-12)
@@ -600,9 +626,9 @@ def _apm_stage(work, v, ints, hist, counters, apm):
             top = i
     if top < 0:
         return -1, 0.0, 0, 0, 0.0
-    order = ints[0]
-    length = counters[2] if ints[2] > 0 else 0
-    tgt = hist[counters[1]] if length > 0 else top
+    order = ints[INT_ORDER]
+    length = counters[C_MATCH_LEN] if ints[INT_MATCH_MIN] > 0 else 0
+    tgt = hist[counters[C_MATCH_PTR]] if length > 0 else top
     # fixed-point sum (exact integers, so the order of the additions cannot matter)
     acc = 0
     for i in range(v):
@@ -611,7 +637,7 @@ def _apm_stage(work, v, ints, hist, counters, apm):
     p = min(max(p, 1e-9), 1.0 - 1e-9)
     st = ln_pos(p / (1.0 - p))
     mstate = 0 if length == 0 else (1 if length < 16 else 2)
-    ctx = (mstate * 2 + (1 if tgt == top else 0)) * (order + 1) + counters[5]
+    ctx = (mstate * 2 + (1 if tgt == top else 0)) * (order + 1) + counters[C_LONGEST]
     pos = (st + 8.0) * 2.0
     pos = min(max(pos, 0.0), 31.999)
     j = np.int64(pos)
@@ -633,8 +659,9 @@ def _apm_learn(apm, rate, token, tgt, ctx, j, fr):
 @njit(cache=True)
 def _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table):
     """Enter ``token`` into the history, the n-gram tables and the match model."""
-    order, ng_mask, match_min, match_mask = ints[0], ints[1], ints[2], ints[3]
-    n = counters[0]
+    order, ng_mask = ints[INT_ORDER], ints[INT_NGRAM_MASK]
+    match_min, match_mask = ints[INT_MATCH_MIN], ints[INT_MATCH_MASK]
+    n = counters[C_SEEN]
     h = np.uint64(0)
     for k in range(order):
         if k >= n:
@@ -663,21 +690,21 @@ def _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table)
             ng_cnt[k, bucket, low] = 1
     hist[n] = token
     n += 1
-    counters[0] = n
+    counters[C_SEEN] = n
     if match_min > 0:
-        length = counters[2]
+        length = counters[C_MATCH_LEN]
         if length > 0:
-            if hist[counters[1]] == token:
-                counters[1] += 1
-                counters[2] = length + 1
+            if hist[counters[C_MATCH_PTR]] == token:
+                counters[C_MATCH_PTR] += 1
+                counters[C_MATCH_LEN] = length + 1
             else:
-                counters[2] = 0
+                counters[C_MATCH_LEN] = 0
         if n >= match_min:
             h = np.uint64(0)
             for j in range(match_min):
                 h = _mix(h, hist[n - 1 - j])
             slot = np.int64(h & np.uint64(match_mask))
-            if counters[2] == 0:
+            if counters[C_MATCH_LEN] == 0:
                 cand = np.int64(match_table[slot])  # position after an earlier occurrence
                 if cand > 0 and cand < n:
                     # verify (hash collisions) and measure the match backwards
@@ -685,8 +712,8 @@ def _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table)
                     while length < _MATCH_MAX_BACK and length < cand and hist[cand - 1 - length] == hist[n - 1 - length]:
                         length += 1
                     if length >= match_min:
-                        counters[1] = cand
-                        counters[2] = length
+                        counters[C_MATCH_PTR] = cand
+                        counters[C_MATCH_LEN] = length
             match_table[slot] = n
 
 
@@ -700,15 +727,15 @@ def _predict(logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, match
     """
     nc = _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table,
                    cand_tok, cand_feat, cand_val)
-    sel = counters[3]
-    n = counters[0]
+    sel = counters[C_SET]
+    n = counters[C_SEEN]
     sel2 = -1
-    if ints[5] >= 0 and n > 0:
-        sel2 = np.int64(_mix(np.uint64(0), hist[n - 1]) & np.uint64(ints[5]))
+    if ints[INT_PREV_MASK] >= 0 and n > 0:
+        sel2 = np.int64(_mix(np.uint64(0), hist[n - 1]) & np.uint64(ints[INT_PREV_MASK]))
     v = logits.shape[0]
     mx = _scores(logits, work, v, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc, w_prev, sel2)
     tgt, p_tgt, ctx, j, fr = -1, 0.0, 0, 0, 0.0
-    if ints[6]:
+    if ints[INT_APM]:
         tgt, p_tgt, ctx, j, fr = _apm_stage(work, v, ints, hist, counters, apm)
     return nc, sel, sel2, mx, tgt, p_tgt, ctx, j, fr
 
@@ -724,7 +751,7 @@ def _encode_step(logits, token, work, ints, rates, hist, counters, ng_check, ng_
     _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc,
            w_prev, sel2, tgt, p_tgt)
     if tgt >= 0:
-        _apm_learn(apm, rates[3], token, tgt, ctx, j, fr)
+        _apm_learn(apm, rates[RATE_APM], token, tgt, ctx, j, fr)
     _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table)
     return lo, f
 
@@ -740,6 +767,6 @@ def _decode_step(logits, target, work, ints, rates, hist, counters, ng_check, ng
     _learn(logits, token, work, v, s_fixed, mx, rates, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc,
            w_prev, sel2, tgt, p_tgt)
     if tgt >= 0:
-        _apm_learn(apm, rates[3], token, tgt, ctx, j, fr)
+        _apm_learn(apm, rates[RATE_APM], token, tgt, ctx, j, fr)
     _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table)
     return token, lo, f

@@ -44,14 +44,12 @@ from __future__ import annotations
 import builtins
 import io
 import os
-import struct
 import threading
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO, Literal, Union, overload
+from typing import IO, Any, BinaryIO, Callable, Iterator, Literal, Union, overload
 
-from . import api, container
+from . import api, archive, container
 from .codec import Layout
-from .errors import FormatError, LimitError, TruncatedError
 
 __all__ = [
     "NacrithCompressor",
@@ -68,12 +66,6 @@ _TextMode = Literal["rt", "wt", "at", "xt"]
 
 #: Compressed bytes read from the underlying file per step when reading a NacrithFile.
 BUFFER_SIZE = 64 * 1024
-
-_HEADER_FIXED = struct.Struct("<4sBBH")  # magic, version, mode, params_len (container v1)
-_TRAILER_SIZE = 8 + container.DIGEST_SIZE + 4  # original_size, digest, trailer CRC-32
-_VARINT_MAX_BYTES = 5
-
-_TRUNC_HINT = "the compressed data was probably cut short; obtain a complete copy"
 
 
 def _resolve_codec(codec: api.Codec | None, model: Any, threads: int | None) -> api.Codec:
@@ -169,33 +161,15 @@ class NacrithCompressor:
 # --------------------------------------------------------------------------------------------
 
 
-_PHASE_HEADER, _PHASE_BLOCKS, _PHASE_TRAILER, _PHASE_DONE = range(4)
-
-
-def _varint_at(buf: bytearray, pos: int) -> tuple[int, int] | None:
-    """Decode an LEB128 varint at ``pos``: ``(value, next_pos)``, or None if incomplete."""
-    value = 0
-    for i in range(_VARINT_MAX_BYTES):
-        if pos + i >= len(buf):
-            return None
-        byte = buf[pos + i]
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            return value, pos + i + 1
-    raise FormatError(
-        f"corrupt archive: varint at offset {pos} is longer than {_VARINT_MAX_BYTES} bytes; "
-        "the archive is damaged, restore it from a good copy"
-    )
-
-
 class NacrithDecompressor:
     """Incremental decompressor of one archive member, like ``lzma.LZMADecompressor``.
 
     Feed compressed bytes in pieces of any size (including empty ones) to :meth:`decompress`.
-    The container framing is parsed as bytes arrive (the header is checked as soon as it is
-    complete), the member's bytes are kept until its trailer has arrived, and the member is then
-    decoded and verified in one go; its output is handed out in pieces of at most
-    ``max_length`` bytes.
+    The container framing is parsed as bytes arrive, by the parser every reader uses
+    (:class:`nacrith.container.MemberParser`: the header and each block are checked as soon
+    as they are complete), the member's bytes are kept until its trailer has arrived, and the
+    member is then decoded and verified in one go; its output is handed out in pieces of at
+    most ``max_length`` bytes.
 
     Attributes, with the meaning they have in :mod:`lzma`:
 
@@ -225,11 +199,9 @@ class NacrithDecompressor:
         self._limits = limits if limits is not None else self._codec.limits
         self._lock = threading.Lock()
         self._buf = bytearray()
-        self._phase = _PHASE_HEADER
-        self._pos = 0  # bytes of self._buf parsed as complete structures
+        self._parser = container.MemberParser(self._limits)  # parser.offset: bytes of _buf parsed
         self._out = b""
         self._out_pos = 0
-        self._blocks = 0
         self._failed: BaseException | None = None
         self.eof = False
         self.needs_input = True
@@ -243,7 +215,7 @@ class NacrithDecompressor:
     @property
     def started(self) -> bool:
         """Whether any compressed byte has been given (True means a member is under way)."""
-        return bool(self._buf) or self._phase != _PHASE_HEADER
+        return bool(self._buf) or self._parser.offset > 0
 
     def decompress(self, data: bytes | bytearray | memoryview, max_length: int = -1) -> bytes:
         """Decompress ``data``; return at most ``max_length`` bytes if it is non-negative."""
@@ -252,14 +224,15 @@ class NacrithDecompressor:
                 raise self._failed  # a member that failed to decode stays failed
             if self.eof:
                 raise EOFError("Already at end of stream")
-            if self._phase == _PHASE_DONE:
+            if self._parser.done:
                 self.unused_data += bytes(data)
             else:
                 self._buf += data
                 self._advance()
-                if self._phase == _PHASE_DONE:
-                    member = bytes(self._buf[: self._pos])
-                    self.unused_data = bytes(self._buf[self._pos :])
+                if self._parser.done:
+                    end = self._parser.offset
+                    member = bytes(self._buf[:end])
+                    self.unused_data = bytes(self._buf[end:])
                     self._buf = bytearray()
                     try:
                         self._out = self._codec.decompress(member)
@@ -278,7 +251,7 @@ class NacrithDecompressor:
         end = len(self._out) if max_length < 0 else min(len(self._out), start + max_length)
         chunk = self._out[start:end]
         self._out_pos = end
-        if self._phase != _PHASE_DONE:
+        if not self._parser.done:
             self.needs_input = True
         elif self._out_pos < len(self._out):
             self.needs_input = False
@@ -291,60 +264,14 @@ class NacrithDecompressor:
 
     def _advance(self) -> None:
         """Parse as much of the member's framing as the buffered bytes allow."""
-        buf = self._buf
-        while True:
-            if self._phase == _PHASE_HEADER:
-                head = bytes(buf[: len(container.MAGIC)])
-                if head != container.MAGIC[: len(head)]:
-                    raise FormatError(
-                        f"not a nacrith archive: the input starts with {head.hex()}, expected "
-                        f"{container.MAGIC.hex()} (\"\\x89NCR\"); check that the right data was given"
-                    )
-                if len(buf) < _HEADER_FIXED.size:
-                    return
-                params_len = _HEADER_FIXED.unpack_from(buf)[3]
-                size = _HEADER_FIXED.size + params_len + 4
-                if len(buf) < size:
-                    return
-                # Full header checks (CRC, version, mode, parameters) before going further.
-                container.ArchiveReader(io.BytesIO(bytes(buf[:size])), self._limits)
-                self._pos = size
-                self._phase = _PHASE_BLOCKS
-            elif self._phase == _PHASE_BLOCKS:
-                first = _varint_at(buf, self._pos)
-                if first is None:
-                    return
-                n_symbols, pos = first
-                if n_symbols == 0:
-                    self._pos = pos
-                    self._phase = _PHASE_TRAILER
-                    continue
-                second = _varint_at(buf, pos)
-                if second is None:
-                    return
-                third = _varint_at(buf, second[1])
-                if third is None:
-                    return
-                payload_len, pos = third
-                if payload_len > self._limits.max_block_payload:
-                    raise LimitError(
-                        f"block {self._blocks} declares {payload_len} payload bytes, above the "
-                        f"limit of {self._limits.max_block_payload}; the archive is corrupt or "
-                        "hostile — if it is trusted, raise the limit"
-                    )
-                end = pos + 4 + payload_len
-                if len(buf) < end:
-                    return
-                self._pos = end
-                self._blocks += 1
-            elif self._phase == _PHASE_TRAILER:
-                if len(buf) < self._pos + _TRAILER_SIZE:
-                    return
-                self._pos += _TRAILER_SIZE
-                self._phase = _PHASE_DONE
+        parser, buf = self._parser, self._buf
+        while not parser.done:
+            start, end = parser.offset, parser.offset + parser.need
+            if len(buf) < end:
+                if start == 0:
+                    container.check_start(bytes(buf[: len(container.MAGIC)]))  # refuse non-archives early
                 return
-            else:
-                return
+            parser.take(bytes(buf[start:end]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,12 +334,19 @@ def get_frame_info(
 
 
 class _MemberReader(io.RawIOBase):
-    """Raw reader of decompressed bytes over a file of concatenated members (seek by reading)."""
+    """Raw reader of decompressed bytes over a file of concatenated members (seek by reading).
 
-    def __init__(self, fp: BinaryIO, new_decompressor: Any) -> None:
+    ``decode_members(fp)`` yields each member's bytes in turn (``archive.decompress_members``,
+    the loop over members every decoder shares); one member's bytes are held at a time.
+    """
+
+    def __init__(self, fp: BinaryIO, decode_members: Callable[[BinaryIO], Iterator[bytes]]) -> None:
         self._fp = fp
-        self._new = new_decompressor
-        self._decompressor: NacrithDecompressor = new_decompressor()
+        self._decode_members = decode_members
+        self._members: Iterator[bytes] | None = None  # started by the first read
+        self._out = b""  # the current member's bytes, handed out from _out_pos
+        self._out_pos = 0
+        self._failed: BaseException | None = None
         self._eof = False
         self._pos = 0
         self._size = -1
@@ -428,7 +362,8 @@ class _MemberReader(io.RawIOBase):
         return bool(getattr(self._fp, "seekable", lambda: False)())
 
     def close(self) -> None:
-        self._decompressor = None  # type: ignore[assignment]
+        self._members = None
+        self._out = b""
         super().close()
 
     def readinto(self, b: Any) -> int:
@@ -448,49 +383,33 @@ class _MemberReader(io.RawIOBase):
             return self.readall()
         if not size or self._eof:
             return b""
-        data = b""
-        while True:
-            dec = self._decompressor
-            if dec.eof:
-                raw = dec.unused_data or self._fp.read(BUFFER_SIZE)
-                if not raw:
-                    break
-                head = raw[: len(container.MAGIC)]
-                if head != container.MAGIC[: len(head)]:
-                    raise FormatError(
-                        f"unexpected trailing data after a complete archive (starts with "
-                        f"{bytes(head).hex()}, not another nacrith archive); the archive before "
-                        "it is intact — remove the extra bytes"
-                    )
-                self._decompressor = dec = self._new()
-                data = dec.decompress(raw, size)
-            else:
-                if dec.needs_input:
-                    raw = self._fp.read(BUFFER_SIZE)
-                    if not raw:
-                        if dec.started or self._pos == 0:
-                            what = "ended inside an archive member" if dec.started else "is empty"
-                            raise TruncatedError(
-                                f"compressed file {what} (no end-of-stream trailer); " + _TRUNC_HINT
-                            )
-                        break
-                else:
-                    raw = b""
-                data = dec.decompress(raw, size)
-            if data:
-                break
-        if not data:
-            self._eof = True
-            self._size = self._pos
-            return b""
+        if self._failed is not None:
+            raise self._failed  # a file that failed to decode stays failed
+        while self._out_pos == len(self._out):
+            try:
+                if self._members is None:
+                    self._members = self._decode_members(self._fp)
+                member = next(self._members, None)
+            except BaseException as exc:
+                self._failed = exc
+                raise
+            if member is None:
+                self._eof = True
+                self._size = self._pos
+                return b""
+            self._out, self._out_pos = member, 0
+        data = self._out[self._out_pos : self._out_pos + size]
+        self._out_pos += len(data)
         self._pos += len(data)
         return data
 
     def _rewind(self) -> None:
         self._fp.seek(self._start)
         self._eof = False
+        self._failed = None
         self._pos = 0
-        self._decompressor = self._new()
+        self._members = None
+        self._out, self._out_pos = b"", 0
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if whence == io.SEEK_SET:
@@ -582,10 +501,17 @@ class NacrithFile(io.BufferedIOBase):
 
         if mode_code == _MODE_READ:
 
-            def new_decompressor() -> NacrithDecompressor:
-                return NacrithDecompressor(codec=resolved, limits=limits)
+            def decode_members(fp: BinaryIO) -> Iterator[bytes]:
+                members = archive.decompress_members(
+                    fp,
+                    resolved.engine,
+                    model=resolved.model,
+                    lanes=resolved.lanes,
+                    limits=limits if limits is not None else resolved.limits,
+                )
+                return (out for _, out in members)
 
-            raw = _MemberReader(self._fp, new_decompressor)
+            raw = _MemberReader(self._fp, decode_members)
             self._buffer: Any = io.BufferedReader(raw, buffer_size=BUFFER_SIZE)
         else:
             self._compressor = NacrithCompressor(codec=resolved, layout=layout)

@@ -18,7 +18,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nacrith import bytecm, container, hybrid
+from nacrith import archive, bytecm, bytemodes, container, hybrid
 from nacrith.errors import FormatError, NacrithError
 from nacrith.segment import Kind
 
@@ -186,7 +186,7 @@ def test_no_floating_point_in_the_compiled_coder():
 def read_bytecm(blob: bytes) -> bytes:
     reader = container.ArchiveReader(io.BytesIO(blob))
     assert reader.header.mode == container.MODE_BYTECM
-    out = b"".join(hybrid.decode_bytecm(reader))
+    out = b"".join(bytemodes.decode(reader))
     assert reader.trailer is not None and reader.trailer.original_size == len(out)
     return out
 
@@ -195,10 +195,10 @@ def test_golden_bytecm_archive_is_reproduced_and_decodes():
     original = (golden.HERE / "records.bin").read_bytes()
     blob = (golden.HERE / "records.bin.nc").read_bytes()
     assert original == golden.DATA
-    assert hybrid.bytecm_archive(original) == blob  # pins the bitstream
+    assert bytemodes.bytecm_archive(original) == blob  # pins the bitstream
     assert read_bytecm(blob) == original
     old = (golden.HERE / "records.v1.nc").read_bytes()  # the first version still decodes
-    assert hybrid.bytecm_archive(original, version=1) == old
+    assert bytemodes.bytecm_archive(original, version=1) == old
     assert read_bytecm(old) == original
     assert len(blob) < len(old)
     info = container.read_info(io.BytesIO(blob))
@@ -206,27 +206,27 @@ def test_golden_bytecm_archive_is_reproduced_and_decodes():
 
 
 def test_compress_picks_bytecm_when_smaller_and_never_worse_than_zstd():
-    blob = hybrid.compress(None, STRUCTURED)
+    blob = archive.compress(None, STRUCTURED)
     assert container.read_info(io.BytesIO(blob)).header.mode == container.MODE_BYTECM
-    assert len(blob) < len(hybrid.zstd_archive(STRUCTURED))
+    assert len(blob) < len(bytemodes.zstd_archive(STRUCTURED))
     assert read_bytecm(blob) == STRUCTURED
     for data in (rng_bytes(5000, 7), b"", b"\x00"):
-        blob = hybrid.compress(None, data)
+        blob = archive.compress(None, data)
         assert len(blob) <= len(zstandard.ZstdCompressor(level=19).compress(data)) + 64
         assert len(blob) <= len(data) + 64
 
 
 def test_bytecm_is_not_tried_above_the_limit(monkeypatch):
-    monkeypatch.setattr(hybrid, "BYTECM_MAX_BYTES", 1000)
-    assert hybrid.bytecm_archive(STRUCTURED) is None
-    blob = hybrid.compress(None, STRUCTURED)
+    monkeypatch.setattr(bytemodes, "BYTECM_MAX_BYTES", 1000)
+    assert bytemodes.bytecm_archive(STRUCTURED) is None
+    blob = archive.compress(None, STRUCTURED)
     assert container.read_info(io.BytesIO(blob)).header.mode == container.MODE_ZSTD
 
 
 def test_damaged_bytecm_archive_is_a_checksum_error():
     from nacrith.errors import ChecksumError
 
-    blob = bytearray(hybrid.bytecm_archive(STRUCTURED))
+    blob = bytearray(bytemodes.bytecm_archive(STRUCTURED))
     blob[len(blob) // 2] ^= 4
     with pytest.raises((ChecksumError, FormatError)):
         read_bytecm(bytes(blob))
@@ -264,7 +264,7 @@ def test_must_fail(name):
     expected = getattr(E, MUST_FAIL_ROWS[name])
     with pytest.raises(E.NacrithError) as info:
         reader = container.ArchiveReader(io.BytesIO((MUST_FAIL / name).read_bytes()))
-        b"".join(hybrid.decode_bytecm(reader))
+        b"".join(bytemodes.decode(reader))
     assert type(info.value) is expected, f"{name}: {type(info.value).__name__}: {info.value}"
 
 
@@ -287,7 +287,7 @@ def test_read_sections_decodes_a_bytecm_binary_section():
     binary = STRUCTURED
     text = b"hello!"
     entries = (hybrid.Entry(Kind.BINARY, len(binary), 0), hybrid.Entry(Kind.UTF8, len(text), len(text)))
-    blocks = hybrid.bytecm_blocks(binary)
+    blocks = bytemodes.bytecm_blocks(binary)
     table = hybrid.encode_table(hybrid.Table(len(blocks), entries, True))
     frame = zstandard.ZstdCompressor(level=19).compress(table)
     params = container.CodecParams(model_sha256=bytes(32), **_example_params())

@@ -20,6 +20,7 @@ from nacrith.ensemble import (
     LLM_ONLY,
     PRESET_1,
     PRESETS,
+    C_SEEN,
     EnsembleConfig,
     EnsembleState,
     ln_pos,
@@ -212,7 +213,7 @@ def test_history_grows_past_its_initial_capacity():
     row = _logits(1, 0)[0]
     for t in _tokens(100, 1):
         state.encode(row, t, work)
-    assert state.hist.shape[0] >= 100 and state.counters[0] == 100
+    assert state.hist.shape[0] >= 100 and state.counters[C_SEEN] == 100
 
 
 def test_rejects_mismatched_vocabulary():

@@ -19,7 +19,7 @@ import zstandard
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from nacrith import codec, container, hybrid, segment
+from nacrith import archive, bytemodes, container, hybrid, segment
 from nacrith.errors import ChecksumError, FormatError, LimitError, UnsupportedVersionError
 from nacrith.segment import Kind, Region
 
@@ -46,7 +46,7 @@ def no_model(model_file):
 
 
 def decode(blob: bytes, get_engine=no_model) -> bytes:
-    return codec.decompress_archive(container.ArchiveReader(io.BytesIO(blob)), get_engine)
+    return archive.decompress_archive(container.ArchiveReader(io.BytesIO(blob)), get_engine)
 
 
 def zstd19(data: bytes) -> int:
@@ -118,7 +118,7 @@ def test_binary_inputs_have_no_text():
     for data in (bytes(10000), b"\xff" * 5000, bytes(range(128, 256)) * 40, cjk):
         assert kinds(data) == [(0, len(data), Kind.BINARY)]
     for seed in range(3):  # random data: at most a few chance "words", never worth the model
-        assert segment.text_bytes(segment.segment(rng_bytes(100_000, seed))) < hybrid.MIN_MODEL_TEXT
+        assert segment.text_bytes(segment.segment(rng_bytes(100_000, seed))) < archive.MIN_MODEL_TEXT
     assert segment.segment(b"") == []
 
 
@@ -214,8 +214,8 @@ def test_region_table_round_trip_and_errors():
 
 def test_zstd_archive_round_trip_in_several_blocks(monkeypatch):
     data = rng_bytes(500, 8) * 20
-    monkeypatch.setattr(hybrid, "ZSTD_BLOCK_BYTES", 3000)
-    blob = hybrid.zstd_archive(data)
+    monkeypatch.setattr(bytemodes, "ZSTD_BLOCK_BYTES", 3000)
+    blob = bytemodes.zstd_archive(data)
     info = container.read_info(io.BytesIO(blob))
     assert info.header.mode == container.MODE_ZSTD and info.n_blocks == 4
     assert decode(blob) == data
@@ -224,7 +224,7 @@ def test_zstd_archive_round_trip_in_several_blocks(monkeypatch):
 def test_zstd_mode_is_level_19_plus_fixed_framing():
     data = b"abc" * 1000 + rng_bytes(3000, 9)
     frame = zstandard.ZstdCompressor(level=19).compress(data)
-    blob = hybrid.zstd_archive(data)
+    blob = bytemodes.zstd_archive(data)
     assert frame in blob and len(blob) - len(frame) <= 57  # 12 header, 7-16 block, 29 end
 
 
@@ -233,8 +233,8 @@ def test_zstd_mode_is_level_19_plus_fixed_framing():
 def test_never_worse_than_zstd_or_stored(data):
     """Input without text never needs the model, and is at most zstd -19 + 64 bytes, and
     at most the raw size + 64 bytes."""
-    assume(segment.text_bytes(segment.segment(data)) < hybrid.MIN_MODEL_TEXT)
-    blob = hybrid.compress(None, data)
+    assume(segment.text_bytes(segment.segment(data)) < archive.MIN_MODEL_TEXT)
+    blob = archive.compress(None, data)
     assert len(blob) <= zstd19(data) + 64
     assert len(blob) <= len(data) + 64
     assert decode(blob) == data
@@ -242,22 +242,22 @@ def test_never_worse_than_zstd_or_stored(data):
 
 def test_binary_files_skip_the_model(corpora_dir):
     for data in (rng_bytes(100_000, 10), bytes(100_000), (corpora_dir / "fireworks.jpeg").read_bytes()):
-        blob = hybrid.compress(None, data)  # no engine: it would raise if the model were needed
+        blob = archive.compress(None, data)  # no engine: it would raise if the model were needed
         assert len(blob) <= zstd19(data) + 64
         assert decode(blob) == data
 
 
 def test_zstd_block_checks():
     data = PROSE * 3
-    blob = bytearray(hybrid.zstd_archive(data))
+    blob = bytearray(bytemodes.zstd_archive(data))
     reader = container.ArchiveReader(io.BytesIO(bytes(blob)))
     bh, payload = next(reader.blocks())
     with pytest.raises(FormatError, match="does not declare"):
-        hybrid.unzstd_block(0, container.BlockHeader(bh.n_symbols + 1, bh.n_bytes + 1, 0, bh.crc32), payload)
+        bytemodes.unzstd_block(0, container.BlockHeader(bh.n_symbols + 1, bh.n_bytes + 1, 0, bh.crc32), payload)
     with pytest.raises(FormatError, match="not a zstd frame"):
-        hybrid.unzstd_block(0, bh, b"\x00" * 12)
+        bytemodes.unzstd_block(0, bh, b"\x00" * 12)
     with pytest.raises(ChecksumError):
-        hybrid.unzstd_block(0, container.BlockHeader(bh.n_symbols, bh.n_bytes, 0, bh.crc32 ^ 1), payload)
+        bytemodes.unzstd_block(0, container.BlockHeader(bh.n_symbols, bh.n_bytes, 0, bh.crc32 ^ 1), payload)
 
 
 # -- must-fail files ------------------------------------------------------------------------
