@@ -1,4 +1,4 @@
-"""Tests for the container v1 format (nacrith.container) and the error tree.
+"""Tests for the container formats v1 and v2 (nacrith.container) and the error tree.
 
 Why: the container is the only part of an archive that is parsed before any
 model is trusted, so it must reject every malformed input with the documented
@@ -10,6 +10,7 @@ spec's README tables and the reference implementation together.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import io
@@ -56,6 +57,11 @@ GEN = _load_generator()
 # ---------------------------------------------------------------------------
 
 
+def stored_v1(data: bytes, **kwargs) -> bytes:
+    """A version 1 stored archive (the layout most reader tests below take apart)."""
+    return C.encode_stored(data, version=1, **kwargs)
+
+
 def read_all(data: bytes, limits: C.Limits = C.DEFAULT_LIMITS) -> tuple[C.ArchiveReader, list]:
     """Parse a whole archive member; return the reader and its blocks."""
     reader = C.ArchiveReader(io.BytesIO(data), limits)
@@ -65,21 +71,16 @@ def read_all(data: bytes, limits: C.Limits = C.DEFAULT_LIMITS) -> tuple[C.Archiv
 
 
 def decode_stored(reader: C.ArchiveReader) -> bytes:
-    """Minimal mode 1 decoder doing the decoder-level checks of spec section 6."""
+    """Minimal mode 1 decoder doing the decoder-level checks of spec section 6 (both versions)."""
     assert reader.header.mode == C.MODE_STORED
     out = bytearray()
-    digest = hashlib.blake2b(digest_size=16)
     for index, (bh, payload) in enumerate(reader.blocks()):
         actual = zlib.crc32(payload) & 0xFFFFFFFF
         if len(payload) != bh.n_bytes or actual != bh.crc32:
             raise E.ChecksumError(block_index=index, expected=bh.crc32, actual=actual)
         out += payload
-        digest.update(payload)
     assert reader.trailer is not None
-    if digest.digest() != reader.trailer.digest:
-        raise E.ChecksumError(
-            block_index=None, expected=reader.trailer.digest, actual=digest.digest()
-        )
+    C.verify_original(reader.trailer, bytes(out))
     return bytes(out)
 
 
@@ -197,16 +198,18 @@ def test_generator_reproduces_checked_in_files():
         path = FORMATS / rel
         assert path.is_file(), f"{rel} missing: run formats/make_container_examples.py"
         assert path.read_bytes() == data, f"{rel} differs from the generator"
-    on_disk = {f"must-fail/{p.name}" for g in ("container-*", "hybrid-*", "zstd-*", "bytecm-*") for p in MUST_FAIL.glob(g)}
+    on_disk = {
+        f"must-fail/{p.name}" for g in ("container-*", "hybrid-*", "zstd-*", "bytecm-*", "v2-*") for p in MUST_FAIL.glob(g)
+    }
     on_disk |= {f"golden/container/{p.name}" for p in GOLDEN.iterdir() if p.suffix != ".md"}
     assert on_disk == set(built)
 
 
 def test_encoder_matches_independent_golden_bytes():
-    assert C.encode_stored(GEN.FOX_TEXT, block_bytes=GEN.FOX_BLOCK_BYTES) == (
+    assert stored_v1(GEN.FOX_TEXT, block_bytes=GEN.FOX_BLOCK_BYTES) == (
         GOLDEN / "stored-fox.nc"
     ).read_bytes()
-    assert C.encode_stored(b"") == (GOLDEN / "stored-empty.nc").read_bytes()
+    assert stored_v1(b"") == (GOLDEN / "stored-empty.nc").read_bytes()
     assert C.encode_header(C.MODE_MODEL, example_params()) == (
         GOLDEN / "model-header.bin"
     ).read_bytes()
@@ -214,7 +217,7 @@ def test_encoder_matches_independent_golden_bytes():
 
 def test_constants():
     assert C.MAGIC == b"\x89NCR"
-    assert C.FORMAT_VERSION == 1
+    assert C.FORMAT_VERSION == 2 and C.READ_VERSIONS == (1, 2)
     assert (C.MODE_MODEL, C.MODE_STORED) == (0, 1)
     assert C.DEFAULT_LIMITS == C.Limits(64 << 20, 80 << 20, 64 << 20, 1 << 40)
 
@@ -310,7 +313,7 @@ def test_must_fail_details():
 
 
 def test_reader_stops_at_trailer_and_iter_members():
-    one = C.encode_stored(b"first member", block_bytes=5)
+    one = stored_v1(b"first member", block_bytes=5)
     two = model_archive([(1, b"x", b"\xff")])
     stream = io.BytesIO(one + two)
     readers = []
@@ -324,7 +327,7 @@ def test_reader_stops_at_trailer_and_iter_members():
 
 
 def test_trailing_garbage_and_partial_magic():
-    one = C.encode_stored(b"abc")
+    one = stored_v1(b"abc")
     with pytest.raises(E.FormatError, match="trailing data") as info:
         C.read_info_all(io.BytesIO(one + b"garbage"))
     assert type(info.value) is E.FormatError
@@ -333,21 +336,21 @@ def test_trailing_garbage_and_partial_magic():
 
 
 def test_iter_members_requires_consuming_blocks():
-    gen = C.iter_members(io.BytesIO(C.encode_stored(b"abc")))
+    gen = C.iter_members(io.BytesIO(stored_v1(b"abc")))
     next(gen)
     with pytest.raises(RuntimeError):
         next(gen)
 
 
 def test_blocks_only_once():
-    reader = C.ArchiveReader(io.BytesIO(C.encode_stored(b"abc")))
+    reader = C.ArchiveReader(io.BytesIO(stored_v1(b"abc")))
     list(reader.blocks())
     with pytest.raises(RuntimeError):
         reader.blocks()
 
 
 def test_short_reads_from_non_seekable_stream():
-    data = C.encode_stored(bytes(range(256)) * 3, block_bytes=100)
+    data = stored_v1(bytes(range(256)) * 3, block_bytes=100)
     reader = C.ArchiveReader(Trickle(data, step=3))
     assert decode_stored(reader) == bytes(range(256)) * 3
 
@@ -363,7 +366,7 @@ def test_empty_and_tiny_inputs():
 
 
 def test_version_zero_is_corrupt_not_unsupported():
-    data = bytearray(C.encode_stored(b"abc"))
+    data = bytearray(stored_v1(b"abc"))
     data[4] = 0
     with pytest.raises(E.FormatError) as info:
         read_all(bytes(data))
@@ -532,7 +535,7 @@ def test_stream_params_are_required_u32(name):
 
 
 def test_stored_mode_with_full_params_round_trips():
-    data = C.encode_stored(b"payload", params=example_params())
+    data = stored_v1(b"payload", params=example_params())
     reader = C.ArchiveReader(io.BytesIO(data))
     assert reader.header.params == example_params()
     assert decode_stored(reader) == b"payload"
@@ -646,7 +649,7 @@ def test_bad_varints(fields, exc, match):
 
 
 def test_overlong_end_marker_is_corrupt():
-    good = C.encode_stored(b"")
+    good = stored_v1(b"")
     bad = good[:12] + b"\x80\x00" + good[13:]
     with pytest.raises(E.FormatError, match="overlong") as info:
         read_all(bad)
@@ -743,7 +746,7 @@ def test_model_archive_round_trip(params, blocks):
 @HYP
 @given(data=st.binary(max_size=300), block_bytes=st.integers(1, 64))
 def test_stored_round_trip(data, block_bytes):
-    archive = C.encode_stored(data, block_bytes=block_bytes)
+    archive = stored_v1(data, block_bytes=block_bytes)
     assert decode_stored(C.ArchiveReader(io.BytesIO(archive))) == data
 
 
@@ -762,7 +765,7 @@ def test_every_truncation_of_golden_files():
 @HYP
 @given(data=st.binary(max_size=120), block_bytes=st.integers(1, 50), cut=st.floats(0, 1, exclude_max=True))
 def test_truncation_raises_truncated_error(data, block_bytes, cut):
-    archive = C.encode_stored(data, block_bytes=block_bytes)
+    archive = stored_v1(data, block_bytes=block_bytes)
     with pytest.raises(E.TruncatedError):
         read_all(archive[: int(cut * len(archive))])
 
@@ -781,7 +784,7 @@ def _flip(archive: bytes, positions: list[int]) -> bytes:
     flips=st.lists(st.integers(0, 1 << 20), min_size=1, max_size=4),
 )
 def test_bit_flips_stored(data, block_bytes, flips):
-    damaged = _flip(C.encode_stored(data, block_bytes=block_bytes), flips)
+    damaged = _flip(stored_v1(data, block_bytes=block_bytes), flips)
     try:
         out = decode_stored(C.ArchiveReader(io.BytesIO(damaged)))
     except E.NacrithError:
@@ -810,5 +813,453 @@ def test_random_input_raises_only_nacrith_errors(junk):
     for prefix in (b"", C.MAGIC, C.MAGIC + b"\x01\x01\x00\x00"):
         try:
             read_all(prefix + junk)
+        except E.NacrithError:
+            pass
+
+
+
+# ---------------------------------------------------------------------------
+# version 2 (formats/container-v2.md)
+# ---------------------------------------------------------------------------
+
+FOX = GEN.FOX_TEXT
+PRESET1 = C.MODEL_PRESETS[1]
+
+
+def v2_params(**overrides) -> C.CodecParams:
+    """Preset 1 with every version 2 default, portable kernels and the examples' probe."""
+    values = dict(
+        model_sha256=PRESET1.sha256,
+        tokenizer=1,
+        cdf_total_bits=24,
+        block_tokens=1 << 19,
+        flash_attn=True,
+        type_k=8,
+        type_v=1,
+        start_token=PRESET1.start_token,
+        escape_token=PRESET1.escape_token,
+        stream_tokens=1 << 19,
+        window=1024,
+        slide=256,
+        sinks=4,
+        ensemble=b"\x02",
+        kernels=C.KERNELS_PORTABLE,
+        probe=GEN.V2_PROBE,
+    )
+    values.update(overrides)
+    return C.CodecParams(**values)
+
+
+def read_members(data: bytes) -> list[tuple[C.ArchiveReader, list]]:
+    """Every member's reader and blocks (payloads kept), trailing data checked."""
+    out = []
+    for reader in C.iter_members(io.BytesIO(data)):
+        out.append((reader, list(reader.blocks())))
+    return out
+
+
+def decode_bytes_modes(data: bytes) -> bytes:
+    """Decode stored, zstd and bytecm members with the real decoders, no model allowed."""
+    from nacrith import archive
+
+    def no_model(_):
+        raise AssertionError("no model may be loaded for these archives")
+
+    return archive.decompress(data, no_model)
+
+
+def v2_must_fail_table() -> dict[str, tuple[str, str]]:
+    text = (MUST_FAIL / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(v2-[^`]+)` \| `(\w+)` \| (reader|decoder) \|", text, re.M)
+    return {name: (exc, layer) for name, exc, layer in rows}
+
+
+V2_TABLE = v2_must_fail_table()
+
+
+def test_v2_must_fail_readme_covers_every_file():
+    assert set(V2_TABLE) == {p.name for p in MUST_FAIL.glob("v2-*")}
+    assert len(V2_TABLE) >= 40
+
+
+@pytest.mark.parametrize("name", sorted(V2_TABLE))
+def test_v2_must_fail(name):
+    exc_name, layer = V2_TABLE[name]
+    data = (MUST_FAIL / name).read_bytes()
+    with pytest.raises(E.NacrithError) as info:
+        read_members(data)
+        assert layer == "decoder", f"{name}: the reader accepted it"
+        decode_bytes_modes(data)
+    assert type(info.value) is getattr(E, exc_name), f"{name}: {type(info.value).__name__}: {info.value}"
+    if isinstance(info.value, E.ChecksumError):
+        expected_index = 0 if name == "v2-zstd-check-mismatch.nc" else None
+        assert info.value.block_index == expected_index
+
+
+def test_v2_sizes_of_empty_and_one_byte():
+    assert C.encode_stored(b"") == b"\x89NCR\x02\x01\x00" + bytes(4)
+    assert len(C.encode_stored(b"x")) == 12
+    assert C.encode_stored(b"") == (GOLDEN / "v2-stored-empty.nc").read_bytes()
+
+
+def test_v2_encoder_matches_independent_golden_bytes():
+    assert C.encode_stored(FOX) == (GOLDEN / "v2-stored-fox.nc").read_bytes()
+    frame = GEN.zstd_raw_frame(FOX)
+    one = [C.Block(45, 45, C.block_crc32(FOX), frame)]
+    assert C.encode_member(C.MODE_ZSTD, None, FOX, one) == (GOLDEN / "v2-zstd-fox.nc").read_bytes()
+    halves = [FOX[:32], FOX[32:]]
+    two = [C.Block(len(h), len(h), C.block_crc32(h), GEN.zstd_raw_frame(h)) for h in halves]
+    assert C.encode_member(C.MODE_ZSTD, None, FOX, two) == (GOLDEN / "v2-zstd-fox-2blocks.nc").read_bytes()
+    records = (FORMATS / "golden" / "bytecm" / "records.bin").read_bytes()
+    v1 = read_members((FORMATS / "golden" / "bytecm" / "records.bin.nc").read_bytes())
+    (bh, payload), = v1[0][1]
+    cm = [C.Block(bh.n_symbols, bh.n_bytes, bh.crc32, payload)]
+    assert C.encode_member(C.MODE_BYTECM, None, records, cm) == (GOLDEN / "v2-bytecm-records.nc").read_bytes()
+    header = C.encode_header(C.MODE_MODEL, v2_params(window=2048, ensemble=b""), version=2, original_size=1000)
+    assert header == (GOLDEN / "v2-model-header.bin").read_bytes()
+    custom = v2_params(
+        model_sha256=GEN.MODEL_SHA256, kernels=C.KERNELS_MACHINE_BOUND, fingerprint=GEN.V2_FINGERPRINT,
+    )
+    assert C.encode_header(C.MODE_MODEL, custom, version=2, original_size=1000) == (
+        GOLDEN / "v2-custom-model-header.bin"
+    ).read_bytes()
+
+
+def test_v2_goldens_parse_and_decode():
+    data = (GOLDEN / "v2-stored-fox.nc").read_bytes()
+    [(reader, blocks)] = read_members(data)
+    assert reader.header == C.Header(2, C.MODE_STORED, None, 7, original_size=45)
+    assert reader.trailer == C.Trailer(45, b"", C.block_crc32(FOX))
+    assert b"".join(p for _, p in blocks) == FOX and reader.bytes_read == len(data) == 56
+    for name in ("v2-stored-fox.nc", "v2-zstd-fox.nc", "v2-zstd-fox-2blocks.nc"):
+        assert decode_bytes_modes((GOLDEN / name).read_bytes()) == FOX, name
+    [(reader, blocks)] = read_members((GOLDEN / "v2-zstd-fox.nc").read_bytes())
+    assert [bh.crc32 for bh, _ in blocks] == [C.block_crc32(FOX)]  # the check, filled in
+    records = (FORMATS / "golden" / "bytecm" / "records.bin").read_bytes()
+    assert decode_bytes_modes((GOLDEN / "v2-bytecm-records.nc").read_bytes()) == records
+    assert decode_bytes_modes((GOLDEN / "v2-stored-empty.nc").read_bytes()) == b""
+
+
+def test_v2_golden_model_headers_parse_then_truncate():
+    for name, params in (
+        ("v2-model-header.bin", v2_params(window=2048, ensemble=b"")),
+        ("v2-custom-model-header.bin", v2_params(
+            model_sha256=GEN.MODEL_SHA256, kernels=C.KERNELS_MACHINE_BOUND, fingerprint=GEN.V2_FINGERPRINT,
+        )),
+    ):
+        data = (GOLDEN / name).read_bytes()
+        reader = C.ArchiveReader(io.BytesIO(data))
+        assert reader.header == C.Header(2, C.MODE_MODEL, params, len(data), original_size=1000), name
+        with pytest.raises(E.TruncatedError):
+            list(reader.blocks())
+
+
+def test_v2_default_header_is_small_and_explicit_in_memory():
+    # Every default left out: magic 4, version, mode, size 2, preset 5, count, kernels, probe 4, check 2.
+    header = C.encode_header(C.MODE_MODEL, v2_params(), version=2, original_size=8000)
+    assert len(header) == 21
+    parsed = C.ArchiveReader(io.BytesIO(header + b"\x00" + bytes(4)))
+    assert parsed.header.params == v2_params()  # every value explicit after reading
+    assert parsed.header.params.block_tokens == 1 << 19
+
+
+def test_v2_registry_matches_model_presets():
+    from nacrith import models
+
+    for preset in C.MODEL_PRESETS.values():
+        assert models.PRESETS[preset.name].sha256 == preset.sha256.hex()
+    assert {p.name for p in C.MODEL_PRESETS.values()} == set(models.PRESETS)
+
+
+def test_v2_defaults_are_todays_defaults():
+    # Not a format rule (the v2 defaults are fixed forever), but what keeps archives small:
+    # a default compression writes no override.  If nacrith's defaults change, archives grow
+    # by the overrides, and this says so.
+    from nacrith import codec
+    from nacrith.ensemble import DEFAULT_ENSEMBLE
+
+    layout, numeric = codec.Layout(), codec.NumericConfig()
+    d = C.V2_DEFAULTS
+    assert (layout.stream_tokens, layout.window, layout.slide, layout.sinks) == (
+        d["stream_tokens"], d["window"], d["slide"], d["sinks"]
+    )
+    assert (numeric.flash_attn, numeric.type_k, numeric.type_v) == (d["flash_attn"], d["type_k"], d["type_v"])
+    assert DEFAULT_ENSEMBLE.header_bytes() == d["ensemble"]
+    assert (codec.TOKENIZER_VERSION, codec.cdf.TOTAL_BITS) == (d["tokenizer"], d["cdf_total_bits"])
+    assert layout.block_tokens == C.v2_default_block_tokens(layout.stream_tokens)
+
+
+@pytest.mark.parametrize("stream_tokens", [1, 2, 7, 1 << 19, 1 << 20, (1 << 20) + 1, 3 << 20, 0xFFFFFFFF, 1048583 * 5])
+def test_v2_default_block_tokens_is_the_codec_rule(stream_tokens):
+    from nacrith import codec
+
+    assert C.v2_default_block_tokens(stream_tokens) == codec.default_block_tokens(stream_tokens)
+
+
+def test_v2_overrides_written_only_when_not_default():
+    base = len(C.encode_header(C.MODE_MODEL, v2_params(), version=2, original_size=5))
+    cases = {
+        "tokenizer": 2, "cdf_total_bits": 16, "flash_attn": False, "type_k": 1, "start_token": 9,
+        "escape_token": 9, "window": 2048, "slide": 128, "sinks": 0, "ensemble": b"\x01",
+    }
+    for name, value in cases.items():
+        params = v2_params(**{name: value})
+        header = C.encode_header(C.MODE_MODEL, params, version=2, original_size=5)
+        assert len(header) > base, name
+        reader = C.ArchiveReader(io.BytesIO(header + b"\x00" + bytes(4)), C.DEFAULT_LIMITS)
+        assert reader.header.params == params, name
+    # The LLM alone: key 14 with no value (2 bytes).
+    llm = C.encode_header(C.MODE_MODEL, v2_params(ensemble=b""), version=2, original_size=5)
+    assert len(llm) == base + 2
+    # stream_tokens moves the default block_tokens with it: no block_tokens entry either way.
+    moved = C.encode_header(C.MODE_MODEL, v2_params(stream_tokens=3 << 20, block_tokens=1 << 20), version=2, original_size=5)
+    assert len(moved) == base + 6
+    own = C.encode_header(C.MODE_MODEL, v2_params(block_tokens=1 << 10), version=2, original_size=5)
+    assert len(own) == base + 6
+
+
+def _model_v2(params_bytes: bytes, size: int = 0) -> bytes:
+    head = GEN.v2_start(0, size) + params_bytes
+    return head + struct.pack("<H", zlib.crc32(head) & 0xFFFF) + b"\x00" + bytes(4)
+
+
+@pytest.mark.parametrize("key", [2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14])
+def test_v2_every_default_as_override_is_corrupt(key):
+    value = C._v2_default_values(PRESET1, 1 << 19)[key]
+    data = _model_v2(GEN.v2_params(1, [GEN.tlv(key, value)]))
+    with pytest.raises(E.FormatError, match="equals the version 2 default") as info:
+        read_members(data)
+    assert type(info.value) is E.FormatError
+    read_members(_model_v2(GEN.v2_params(1, [])))  # without the entry: valid
+
+
+def test_v2_header_check_catches_every_single_bit_flip():
+    # An empty model archive (n_blocks 0, check 0): every bit before n_blocks is header.
+    archive = C.encode_header(C.MODE_MODEL, v2_params(window=2048, ensemble=b""), version=2, original_size=0)
+    archive += b"\x00" + bytes(4)
+    read_members(archive)
+    for bit in range((len(archive) - 5) * 8):
+        damaged = _flip(archive, [bit])
+        with pytest.raises(E.NacrithError):
+            read_members(damaged)
+
+
+def test_v2_model_writer_needs_the_numeric_check():
+    text = b"hello"
+    block = [C.Block(2, 5, C.block_crc32(text), b"\x01")]
+    for params in (v2_params(kernels="", probe=b""), v2_params(probe=b"")):
+        with pytest.raises(ValueError, match="numeric check"):
+            C.encode_member(C.MODE_MODEL, params, text, block)
+    with pytest.raises(ValueError):
+        v2_params(probe=b"12345678")  # the probe is 4 bytes
+    with pytest.raises(ValueError):
+        C.encode_member(C.MODE_HYBRID, v2_params(), text, block)  # a hybrid needs 2+ blocks
+    with pytest.raises(ValueError):
+        C.encode_member(C.MODE_ZSTD, None, text + b"!", [C.Block(5, 5, C.block_crc32(text), b"z")])
+    with pytest.raises(ValueError):
+        C.encode_stored(b"abc", params=example_params())
+    # Version 1 still writes what it always did from the same call.
+    v1 = C.encode_member(C.MODE_MODEL, example_params(), text, block, version=1)
+    assert v1 == model_archive([(2, text, b"\x01")])
+
+
+def test_v2_model_round_trip_keeps_block_crcs_and_backend_is_not_written():
+    text = b"hello, world"
+    params = v2_params(backend="llama-cpp-python 0.3.36", fingerprint="not written: portable")
+    blocks = [C.Block(3, 5, C.block_crc32(text[:5]), b"\x01\x02"), C.Block(4, 7, C.block_crc32(text[5:]), b"")]
+    data = C.encode_member(C.MODE_MODEL, params, text, blocks)
+    [(reader, got)] = read_members(data)
+    assert reader.header.params == v2_params()
+    assert [(bh.n_symbols, bh.n_bytes, bh.crc32, p) for bh, p in got] == [
+        (b.n_symbols, b.n_bytes, b.crc32, b.payload) for b in blocks
+    ]
+    assert reader.trailer == C.Trailer(len(text), b"", C.block_crc32(text))
+    C.verify_original(reader.trailer, text)
+    with pytest.raises(E.ChecksumError):
+        C.verify_original(reader.trailer, text[:-1] + b"?")
+
+
+def test_v2_info_and_format_info():
+    text = b"hello, world"
+    params = v2_params(kernels=C.KERNELS_MACHINE_BOUND, fingerprint="x86_64 AVX2 0123456789ab")
+    data = C.encode_member(C.MODE_MODEL, params, text, [C.Block(3, len(text), C.block_crc32(text), b"\x01")])
+    info = C.read_info(io.BytesIO(data))
+    assert (info.n_blocks, info.total_bytes, info.compressed_size) == (1, 12, len(data))
+    out = C.format_info(info)
+    for row in (r"^format: +nacrith container v2$", r"^model: +preset 1 \(smollm2-135m\)$",
+                r"^kernels: +machine-bound$", r"^numeric probe: +5aa50ff0$",
+                r"^fingerprint: +x86_64 AVX2 0123456789ab$", rf"^crc-32: +{C.block_crc32(text):08x}$"):
+        assert re.search(row, out, re.M), row
+    assert "backend" not in out and "blake2b" not in out
+
+
+def test_v2_and_v1_members_concatenate():
+    members = [
+        C.encode_stored(b"one ", version=1, block_bytes=2),
+        C.encode_stored(b"two "),
+        (GOLDEN / "zstd-fox.nc").read_bytes(),
+        (GOLDEN / "v2-zstd-fox-2blocks.nc").read_bytes(),
+        C.encode_stored(b""),
+    ]
+    data = b"".join(members)
+    assert [r.header.version for r, _ in read_members(data)] == [1, 2, 1, 2, 2]
+    assert [i.compressed_size for i in C.read_info_all(io.BytesIO(data))] == [len(m) for m in members]
+    assert decode_bytes_modes(data) == b"one two " + FOX + FOX
+
+
+def test_v2_stream_decompressor_and_file_object_on_mixed_members():
+    import nacrith
+
+    codec = nacrith.Codec(threads=1)  # no model is loaded for these members
+    members = [C.encode_stored(b"abc"), C.encode_stored(b"def", version=1), (GOLDEN / "v2-zstd-fox.nc").read_bytes()]
+    data = b"".join(members)
+    out, rest = b"", data
+    while rest:
+        dec = nacrith.NacrithDecompressor(codec=codec)
+        for i in range(0, len(rest), 3):  # three bytes at a time
+            out += dec.decompress(rest[i : i + 3])
+            if dec.eof:
+                break
+        assert dec.eof
+        rest = dec.unused_data + rest[i + 3 :]
+    assert out == b"abcdef" + FOX
+    with nacrith.open(io.BytesIO(data), "rb", codec=codec) as f:
+        assert f.read() == b"abcdef" + FOX
+
+
+def test_v2_stored_body_is_checked_by_the_reader_in_pieces():
+    data = bytes(range(256)) * 5000  # 1.28 MB: two pieces
+    archive = C.encode_stored(data)
+    [(reader, blocks)] = read_members(archive)
+    assert [bh.n_bytes for bh, _ in blocks] == [1 << 20, len(data) - (1 << 20)]
+    assert all(bh.crc32 == C.block_crc32(p) for bh, p in blocks)
+    damaged = _flip(archive, [8 * 500_000])
+    with pytest.raises(E.ChecksumError):
+        read_members(damaged)
+    info = C.read_info(io.BytesIO(damaged))  # info reads past payloads: no check
+    assert info.total_bytes == len(data)
+
+
+def test_v2_huge_declared_sizes_do_not_allocate():
+    stored = b"\x89NCR\x02\x01" + C.encode_varint(1 << 30, bits=64) + b"only a few bytes"
+    tracemalloc.start()
+    try:
+        with pytest.raises(E.TruncatedError):
+            read_members(stored)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"peak allocation {peak} bytes"
+    with pytest.raises(E.LimitError):
+        read_members(stored[:6] + C.encode_varint(1 << 41, bits=64))
+    zstd = b"\x89NCR\x02\x03" + C.encode_varint(60 << 20, bits=64) + b"\x01" + C.encode_varint(60 << 20) * 2
+    with pytest.raises(E.LimitError):
+        list(C.ArchiveReader(io.BytesIO(zstd), C.Limits(max_block_bytes=1 << 20)).blocks())
+
+
+@pytest.mark.parametrize(
+    "value,encoded",
+    [(0, b"\x00"), (127, b"\x7f"), (128, b"\x80\x01"), (1 << 32, b"\x80\x80\x80\x80\x10"),
+     ((1 << 64) - 1, b"\xff" * 9 + b"\x01")],
+)
+def test_varint64(value, encoded):
+    assert C.encode_varint(value, bits=64) == encoded
+    assert C.read_varint(encoded, 0, "test", bits=64) == (value, len(encoded))
+    with pytest.raises(ValueError):
+        C.encode_varint(1 << 64, bits=64)
+
+
+@st.composite
+def v2_params_st(draw) -> C.CodecParams:
+    base = draw(params_st())
+    sha = draw(st.one_of(st.sampled_from([p.sha256 for p in C.MODEL_PRESETS.values()]), st.binary(min_size=32, max_size=32)))
+    kernels = draw(st.sampled_from([C.KERNELS_PORTABLE, C.KERNELS_MACHINE_BOUND]))
+    return dataclasses.replace(
+        base,
+        model_sha256=sha,
+        kernels=kernels,
+        probe=draw(st.binary(min_size=4, max_size=4)),
+        ensemble=draw(st.sampled_from([b"", b"\x01", b"\x02", bytes(range(17))])),
+        stream_tokens=draw(st.sampled_from([base.stream_tokens, 1 << 19])),
+        window=base.window if draw(st.booleans()) else max(base.window, 1024),
+    )
+
+
+def _expected_after_v2(params: C.CodecParams) -> C.CodecParams:
+    """What a v2 round trip keeps: no backend; a fingerprint only when machine-bound."""
+    fp = params.fingerprint if params.kernels == C.KERNELS_MACHINE_BOUND else ""
+    return dataclasses.replace(params, backend="", fingerprint=fp)
+
+
+@HYP
+@given(params=v2_params_st(), blocks=blocks_st, mode=st.sampled_from([C.MODE_MODEL, C.MODE_HYBRID]))
+def test_v2_model_round_trip(params, blocks, mode):
+    if mode == C.MODE_HYBRID and len(blocks) < 2:
+        blocks = blocks + [(1, b"x", b""), (1, b"y", b"")][: 2 - len(blocks)]
+    text = b"".join(raw for _, raw, _ in blocks)
+    data = C.encode_member(mode, params, text, [C.Block(n, len(raw), C.block_crc32(raw), p) for n, raw, p in blocks])
+    [(reader, got)] = read_members(data)
+    assert reader.header.params == _expected_after_v2(params)
+    assert [(bh.n_symbols, bh.n_bytes, p) for bh, p in got] == [(n, len(raw), p) for n, raw, p in blocks]
+    assert reader.bytes_read == len(data)
+    # One encoding per set of values: writing what was read gives the same bytes.
+    again = C.encode_member(mode, reader.header.params, text, [C.Block(bh.n_symbols, bh.n_bytes, bh.crc32, p) for bh, p in got])
+    assert again == data
+    _every_v2_truncation(data)
+
+
+def _every_v2_truncation(archive: bytes) -> None:
+    for cut in range(len(archive)):
+        with pytest.raises(E.TruncatedError):
+            read_members(archive[:cut])
+
+
+@HYP
+@given(data=st.binary(max_size=300))
+def test_v2_stored_round_trip_and_truncations(data):
+    archive = C.encode_stored(data)
+    assert len(archive) == len(data) + 11 + len(C.encode_varint(len(data), bits=64)) - 1
+    [(reader, blocks)] = read_members(archive)
+    assert b"".join(p for _, p in blocks) == data
+    _every_v2_truncation(archive)
+
+
+@HYP
+@given(
+    data=st.binary(min_size=1, max_size=100),
+    cut=st.integers(1, 99),
+    flips=st.lists(st.integers(0, 1 << 20), min_size=1, max_size=4),
+)
+def test_v2_bit_flips_give_nacrith_errors_or_the_data(data, cut, flips):
+    chunks = [data[:cut], data[cut:]] if cut < len(data) else [data]
+    blocks = [C.Block(len(c), len(c), C.block_crc32(c), GEN.zstd_raw_frame(c)) for c in chunks]
+    for archive in (C.encode_stored(data), C.encode_member(C.MODE_ZSTD, None, data, blocks)):
+        damaged = _flip(archive, flips)
+        try:
+            out = decode_bytes_modes(damaged)
+        except E.NacrithError:
+            continue
+        assert out == data
+
+
+@HYP
+@given(params=v2_params_st(), flips=st.lists(st.integers(0, 1 << 12), min_size=1, max_size=3))
+def test_v2_model_header_bit_flips_give_nacrith_errors(params, flips):
+    text = b"some text"
+    data = C.encode_member(C.MODE_MODEL, params, text, [C.Block(2, len(text), C.block_crc32(text), b"\x01\x02")])
+    damaged = _flip(data, flips)
+    try:
+        [(reader, _)] = read_members(damaged)
+    except E.NacrithError:
+        return
+    assert reader.trailer is not None  # a flip that cancels out, or one in the payload
+
+
+@HYP
+@given(junk=st.binary(max_size=200))
+def test_v2_random_input_raises_only_nacrith_errors(junk):
+    for prefix in (b"\x89NCR\x02", b"\x89NCR\x02\x00", b"\x89NCR\x02\x01", b"\x89NCR\x02\x03", b"\x89NCR\x02\x02"):
+        try:
+            read_members(prefix + junk)
         except E.NacrithError:
             pass
