@@ -121,10 +121,12 @@ class Codec:
         execution: Execution | None = None,
         limits: container.Limits = container.DEFAULT_LIMITS,
         loaded: LoadedModels | None = None,
+        native: bool = False,
         **fields: int | str | EnsembleConfig | None,
     ):
         speed = {k: fields.pop(k) for k in list(fields) if k in _EXECUTION_FIELDS}
         self._model = model
+        self._native = bool(native)
         self._layout = (layout or Layout()).replace(**fields).check()
         self._execution = (execution or Execution()).replace(**speed).check()
         self._limits = limits
@@ -136,6 +138,11 @@ class Codec:
     layout = property(lambda self: self._layout, doc="The Layout archives are written with.")
     execution = property(lambda self: self._execution, doc="Threads, lanes, workers, engine, address.")
     limits = property(lambda self: self._limits, doc="Safety limits applied to archives read.")
+    native = property(
+        lambda self: self._native,
+        doc="Whether archives may be written by a llama.cpp that is not the pinned portable build "
+        "(they are then machine-bound: only machines computing the same numbers decode them).",
+    )
     loaded = property(lambda self: self._loaded, doc="The LoadedModels engines come from.")
     threads = property(lambda self: self._execution.threads)
     lanes = property(lambda self: self._execution.lanes)
@@ -150,6 +157,7 @@ class Codec:
             execution=self._execution,
             limits=changes.pop("limits", self._limits),
             loaded=self._loaded,
+            native=changes.pop("native", self._native),
             **changes,
         )
 
@@ -196,12 +204,14 @@ class Codec:
         progress: Progress | None = None,
         on_total: Callable[[int], None] | None = None,
         fallback: bool = True,
+        native: bool | None = None,
         **overrides: int | EnsembleConfig,
     ) -> bytes:
         """Compress ``data`` with ``layout`` (default: the codec's), with keyword overrides.
 
         The result is the smallest of a model/hybrid, a zstd and a stored archive; with
         ``fallback=False`` the model or hybrid archive whenever the input has text.
+        ``native`` overrides the Codec's permission to write a machine-bound archive.
         """
         data = bytes(data)
         if not data:
@@ -211,7 +221,7 @@ class Codec:
             eng,
             data,
             layout=(layout or self.layout).replace(**overrides).check(),
-            numeric=NumericConfig(),
+            numeric=NumericConfig(native=self._native if native is None else native),
             progress=progress,
             on_total=on_total,
             fallback=fallback,

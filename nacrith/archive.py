@@ -142,6 +142,7 @@ def _decode_with_model(
     params = reader.header.params
     layout = codec.check_params(params)
     engine = codec.engine_for(params, get_engine, model)
+    engine.check_numerics(params)  # a foreign machine is refused here, in about a second
     with codec.environment_check(params):
         text = codec.decode_text(
             engine, blocks, layout, codec.numeric_of(params), first=first, lanes=lanes, progress=progress

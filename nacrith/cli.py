@@ -166,9 +166,9 @@ class _Main(click.Group):
 _loaded = api.LoadedModels()
 
 
-def _codec(model: str | None, layout: Layout, execution: api.Execution) -> api.Codec:
+def _codec(model: str | None, layout: Layout, execution: api.Execution, native: bool = False) -> api.Codec:
     """The command's Codec; use it in ``with``, so that its worker processes stop with the command."""
-    return api.Codec(model, layout=layout, execution=execution, loaded=_loaded)
+    return api.Codec(model, layout=layout, execution=execution, loaded=_loaded, native=native)
 
 
 _LAYOUT_NAMES = ("block_tokens", "stream_tokens", "window", "slide", "sinks", "ensemble")
@@ -337,13 +337,17 @@ def main() -> None:
 @_engine_options
 @click.option("--chunk-bytes", type=click.IntRange(min=1), metavar="N",
               help=f"Input bytes per archive member; bounds memory (changes the output) [{chunked.CHUNK_BYTES}].")
+@click.option("--native", is_flag=True,
+              help="Write archives even with a llama.cpp that is not nacrith's pinned portable build; "
+                   "they are marked machine-bound and decode only where the same numbers are computed.")
 @click.pass_context
 @_settings
-def compress(ctx, files, output, to_stdout, force, keep, quiet, verbose, model, layout, execution, verify, chunk_bytes):
+def compress(ctx, files, output, to_stdout, force, keep, quiet, verbose, model, layout, execution, verify, chunk_bytes,
+             native):
     """Compress FILEs to FILE.nc (standard input to standard output)."""
     files = _inputs(files, output, to_stdout)
     opts = filejobs.FileOptions(output, to_stdout, force, keep, quiet, verbose)
-    with _codec(model, layout, execution) as codec:
+    with _codec(model, layout, execution, native) as codec:
         ctx.exit(filejobs.compress_files(codec, files, opts, verify=verify, chunk_bytes=chunk_bytes))
 
 

@@ -201,6 +201,10 @@ class NumericConfig:
     flash_attn: bool = True
     type_k: int = 8  # GGML_TYPE_Q8_0
     type_v: int = 1  # GGML_TYPE_F16
+    #: Not a llama.cpp setting but a permission: write an archive even when this llama.cpp
+    #: is not the pinned portable build, recorded as machine-bound (``--native``).  Without
+    #: it such a build refuses to write archives (nacrith.fingerprint.writer_numerics).
+    native: bool = False
 
 
 #: The numeric configurations archives may use (the default first; Q8_0/Q8_0 was the
@@ -368,6 +372,9 @@ class Engine:
             )
 
     def params(self, layout: Layout, numeric: NumericConfig) -> CodecParams:
+        """The header parameters of an archive coded here, with this machine's numerics check
+        (refused for a build that is not the pinned one, unless ``numeric.native``)."""
+        kernels, probe = self.numerics(numeric)
         return CodecParams(
             model_sha256=bytes.fromhex(self.model_file.sha256),
             tokenizer=TOKENIZER_VERSION,
@@ -385,6 +392,21 @@ class Engine:
             ensemble=layout.ensemble.header_bytes() if layout.ensemble.enabled else b"",
             backend=self.backend,
             fingerprint=fingerprint.current(numeric),
+            kernels=kernels,
+            probe=probe[: container.PROBE_SIZE],
+        )
+
+    def numerics(self, numeric: NumericConfig) -> tuple[str, bytes]:
+        """(kernel set, probe) of this engine's llama.cpp under ``numeric`` (see nacrith.fingerprint)."""
+        return fingerprint.writer_numerics(
+            self.model, self.model_file.sha256, numeric, self.start_token, self.threads, native=numeric.native
+        )
+
+    def check_numerics(self, params: CodecParams) -> None:
+        """Refuse, before decoding anything, an archive whose probe this engine does not reproduce."""
+        fingerprint.check_reader_numerics(
+            self.model, numeric_of(params), self.start_token, self.threads,
+            kernel_set=params.kernels, recorded_probe=params.probe, recorded_fingerprint=params.fingerprint,
         )
 
     def llm_tokens(self, symbols: np.ndarray) -> np.ndarray:

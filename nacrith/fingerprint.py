@@ -241,3 +241,85 @@ def probe(model, numeric: Numeric, start_token: int, threads: int = 1) -> bytes:
     digest = hashlib.blake2b(batched.tobytes(), digest_size=PROBE_DIGEST_SIZE).digest()
     _probes[key] = digest
     return digest
+
+
+# -- the kernel set and the probe, as archives record and check them --------------------------
+
+#: The pinned build's probe of each preset model and numeric setting (model sha256, flash
+#: attention, K type, V type) -> probe.  Measured with native/install.sh's build (GCC 12,
+#: x86-64-v3); identical under qemu-x86_64 -cpu Haswell (tests/bench/portability.py).  A
+#: build that reports the pinned features but probes otherwise (another compiler that
+#: changed a rounding) would write archives the reference build cannot decode, so it counts
+#: as machine-bound.
+REFERENCE_PROBES = {
+    ("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", True, 8, 1): "24f825aaf8cd32eb",
+}
+
+PORTABLE_HINT = (
+    "nacrith installed by native/install.sh on any x86-64 CPU with AVX2, FMA and F16C "
+    "(the pinned x86-64-v3 kernels)"
+)
+
+
+def loaded_kernel_set() -> str:
+    """The kernel set of the llama.cpp build this process loaded (``kernels.MACHINE_BOUND`` if not pinned)."""
+    from .native import kernels, system_info
+
+    return kernels.kernel_set(kernels.features(system_info()))
+
+
+def writer_numerics(model, model_sha256: str, numeric: Numeric, start_token: int, threads: int,
+                    *, native: bool) -> tuple[str, bytes]:
+    """``(kernel set, probe)`` to record in a new archive.
+
+    Refuses (EnvironmentMismatchError) to write an archive only machines computing exactly
+    this build's numbers could decode, unless ``native`` asks for such a machine-bound
+    archive.
+    """
+    from .native import kernels
+
+    digest = probe(model, numeric, start_token, threads)
+    kernel_set = loaded_kernel_set()
+    reference = REFERENCE_PROBES.get((model_sha256, numeric.flash_attn, numeric.type_k, numeric.type_v))
+    why = None
+    if kernel_set == kernels.MACHINE_BOUND:
+        from .native import system_info
+
+        why = f"this llama.cpp was not built with nacrith's pinned kernels ({system_info()})"
+    elif reference is not None and digest.hex() != reference:
+        kernel_set = kernels.MACHINE_BOUND
+        why = (
+            f"this llama.cpp has the pinned kernels but computes other numbers than the reference "
+            f"build (probe {digest.hex()}, reference {reference}): another compiler or library"
+        )
+    if why and not native:
+        raise EnvironmentMismatchError(
+            f"{why}, so its archives would decode only on machines that compute exactly the same "
+            "numbers; reinstall with `sh native/install.sh` for portable archives, or pass --native "
+            "(library: native=True) to write a machine-bound archive anyway",
+            local_fingerprint=current(numeric),
+        )
+    return kernel_set, digest
+
+
+def check_reader_numerics(model, numeric: Numeric, start_token: int, threads: int, *,
+                          kernel_set: str, recorded_probe: bytes, recorded_fingerprint: str) -> None:
+    """Refuse, before decoding anything, an archive whose probe this environment does not reproduce."""
+    if not recorded_probe:
+        return  # version 1 archives carry no probe: the checksums decide
+    here = probe(model, numeric, start_token, threads)[: len(recorded_probe)]
+    if here == recorded_probe:
+        return
+    local = current(numeric)
+    if kernel_set and kernel_set != "machine-bound":
+        where = PORTABLE_HINT
+    else:
+        where = f"the machine that made it, or one with the same llama.cpp build and CPU ({recorded_fingerprint or 'unrecorded'})"
+    raise EnvironmentMismatchError(
+        f"this machine computes other model numbers than the one that wrote this archive "
+        f"(archive: {kernel_set or 'machine-bound'} kernels, probe {recorded_probe.hex()}; "
+        f"here: {loaded_kernel_set()} kernels, probe {here.hex()}, {local}); nothing was decoded. "
+        f"It decodes with {where}",
+        archive_fingerprint=recorded_fingerprint,
+        local_fingerprint=local,
+    )
