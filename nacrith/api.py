@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from . import archive, codec, container, models
+from . import archive, codec, container, fingerprint, models
 from .codec import DEFAULT_LANES, Engine, Layout, NumericConfig, Progress
 from .ensemble import EnsembleConfig
 from .errors import FormatError, ModelLoadError
@@ -166,19 +166,21 @@ class Codec:
         eng = self._loaded.engine(model_file, self.threads)
         # The codec module finds the worker pool on the engine.  An engine serves one call at
         # a time, and every call gets its engine here, so each call codes on its own Codec's pool.
-        eng.workers = self._pool(model_file, eng.threads)
+        eng.workers = self._pool(model_file, eng)
         return eng
 
-    def _pool(self, model_file: models.ModelFile, total_threads: int):
+    def _pool(self, model_file: models.ModelFile, eng: Engine):
         """The worker pool for ``model_file`` (None: code in this process), made on first use."""
         if model_file.sha256 not in self._pools:
             run = self._execution
             if run.engine == "ray":
                 from .ray_engine import RayPool  # Ray is optional: imported only when asked for
 
-                pool = RayPool(model_file, run.workers, run.threads or 1, run.address)
+                # Every actor's numerics are compared with this process's before any stream.
+                local_probe = lambda numeric: fingerprint.probe(eng.model, numeric, eng.start_token, eng.threads)  # noqa: E731
+                pool = RayPool(model_file, run.workers, run.threads or 1, run.address, local_probe=local_probe)
             else:
-                processes, threads = plan_workers(run.workers, total_threads)
+                processes, threads = plan_workers(run.workers, eng.threads)
                 pool = WorkerPool(model_file, processes, threads) if processes >= 2 else None
             self._pools[model_file.sha256] = pool
         return self._pools[model_file.sha256]

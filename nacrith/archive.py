@@ -81,6 +81,7 @@ def compress(
     if segment.text_bytes(regions) >= (MIN_MODEL_TEXT if fallback else 1):
         if engine is None:
             raise ValueError("this input has text: an engine is needed to compress it")
+        engine.numerics(numeric)  # refuse a non-portable llama.cpp before coding, not after
         options = dict(layout=layout, numeric=numeric, progress=progress, on_total=on_total)
         if len(regions) == 1 and regions[0].kind == Kind.UTF8:
             model_archive = codec.model_archive(engine, data, **options)

@@ -46,9 +46,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import models
+from . import fingerprint, models
 from .codec import Progress
-from .errors import MissingDependencyError, ModelNotFoundError, NacrithError, WorkerError
+from .errors import EnvironmentMismatchError, MissingDependencyError, ModelNotFoundError, NacrithError, WorkerError
 from .workers import _run as run_task
 from .workers import lane_groups
 
@@ -59,7 +59,8 @@ DEFAULT_RETRIES = 3
 PROGRESS_INTERVAL = 0.5
 #: Test hook, read by the driver when it starts its actors: ``once:PATH`` makes the first
 #: task on the whole cluster kill its actor's process (PATH, created then, marks that it
-#: happened), ``always`` makes every task do so, the way a crashed or killed worker would.
+#: happened), ``always`` makes every task do so, the way a crashed or killed worker would;
+#: ``probe`` makes every actor report other numerics, as a node with another llama.cpp would.
 FAULT_ENV = "NACRITH_TEST_RAY_FAULT"
 
 
@@ -140,13 +141,25 @@ class StreamCoder:
         self.fault = fault
         self.engine = None
 
-    def code(self, key: int, task: tuple) -> list:
-        """Code one task of :mod:`nacrith.workers`'s shape, reporting progress under ``key``."""
-        _maybe_crash(self.fault)
+    def _load(self) -> None:
         if self.engine is None:
             from .codec import Engine
 
             self.engine = Engine(model_on_this_node(self.sha256, self.driver_path), threads=self.threads)
+
+    def numerics(self, numeric) -> tuple[bytes, str, str]:
+        """(probe, kernel set, where) of this actor's llama.cpp under ``numeric``: the driver
+        compares them with its own before it hands out any stream."""
+        self._load()
+        probe = fingerprint.probe(self.engine.model, numeric, self.engine.start_token, self.threads)
+        if self.fault == "probe":
+            probe = bytes(b ^ 0xFF for b in probe)
+        return probe, fingerprint.loaded_kernel_set(), f"{socket.gethostname()} pid {os.getpid()}"
+
+    def code(self, key: int, task: tuple) -> list:
+        """Code one task of :mod:`nacrith.workers`'s shape, reporting progress under ``key``."""
+        _maybe_crash(self.fault)
+        self._load()
         if self.tally is None:
             import ray
 
@@ -217,9 +230,13 @@ class RayPool:
         threads: int = 1,
         address: str | None = None,
         retries: int | None = None,
+        local_probe=None,
     ):
         import_ray()  # fail now, before any work, if Ray is missing
         self.model_file = model_file
+        #: ``numeric -> probe`` of the driver's own llama.cpp (None: actors are not compared).
+        self.local_probe = local_probe
+        self._checked: set = set()  # numeric settings whose actors agreed with the driver
         self.workers = max(1, workers)
         self.threads = max(1, threads)
         self.address = address
@@ -243,6 +260,7 @@ class RayPool:
 
     def encode_streams(self, streams: Iterable[np.ndarray], layout, numeric, progress: Progress | None) -> Iterator[list[bytes]]:
         """Like ``Engine.encode_stream`` for each stream, in order: each stream's payloads."""
+        self._check_numerics(numeric)
         tasks = ((("encode", layout, numeric, symbols, 1), len(symbols)) for symbols in streams)
         return self._ordered(tasks, progress)
 
@@ -252,6 +270,7 @@ class RayPool:
         The streams are dealt out in groups (at most ``lanes`` each, fewer when that keeps
         every actor busy); each actor decodes its group in lockstep.
         """
+        self._check_numerics(numeric)
         size, groups = lane_groups(streams, lanes, self.workers)
         tasks = (
             (("decode", layout, numeric, group, size), sum(bh.n_symbols for s in group for bh, _, _ in s))
@@ -259,6 +278,24 @@ class RayPool:
         )
         for decoded in self._ordered(tasks, progress):
             yield from decoded
+
+    def _check_numerics(self, numeric) -> None:
+        """Refuse, before any stream is coded, a cluster whose actors compute other numbers than
+        the driver (another llama.cpp build or CPU kernels on some node): their streams would
+        make an archive that decodes nowhere, or fail to decode one."""
+        if self.local_probe is None or numeric in self._checked:
+            return
+        ray = self._start()
+        want = self.local_probe(numeric)
+        for probe, kernels, where in ray.get([actor.numerics.remote(numeric) for actor in self._actors]):
+            if probe != want:
+                raise EnvironmentMismatchError(
+                    f"a Ray worker ({where}) computes other model numbers than this process "
+                    f"(worker: {kernels} kernels, probe {probe.hex()}; here: {fingerprint.loaded_kernel_set()} "
+                    f"kernels, probe {want.hex()}); nothing was coded. Install nacrith with "
+                    "native/install.sh on every node"
+                )
+        self._checked.add(numeric)
 
     # -- machinery --------------------------------------------------------------------------
 

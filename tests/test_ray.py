@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 import nacrith
 from nacrith import cli, container, models, ray_engine
-from nacrith.errors import ChecksumError, MissingDependencyError, WorkerError
+from nacrith.errors import ChecksumError, EnvironmentMismatchError, MissingDependencyError, WorkerError
 
 SMALL = dict(block_tokens=16, stream_tokens=32)
 SMALL_ARGS = ["--block-tokens", "16", "--stream-tokens", "32"]
@@ -165,6 +165,17 @@ def test_permanent_failure_fails_the_job_without_output(cluster, tmp_path, monke
     assert result.exit_code == WorkerError.exit_code, result.output
     assert "Ray worker died" in result.output and "after 1 retries" in result.output
     assert sorted(os.listdir(tmp_path)) == ["in.txt"]  # no output, no temporary file
+
+
+def test_a_worker_with_other_numerics_is_refused_before_any_stream(cluster, local_archive, monkeypatch):
+    monkeypatch.setenv(ray_engine.FAULT_ENV, "probe")  # every actor reports another probe
+    counted = []
+    with _ray_codec(cluster) as remote:
+        with pytest.raises(EnvironmentMismatchError, match="a Ray worker .* computes other model numbers"):
+            remote.compress(TEXT, fallback=False, progress=counted.append, **SMALL)
+        with pytest.raises(EnvironmentMismatchError, match="a Ray worker .* computes other model numbers"):
+            remote.decompress(local_archive, progress=counted.append)
+    assert counted == []  # refused before any stream was coded
 
 
 def test_more_workers_than_cluster_cpus_is_refused(cluster):
