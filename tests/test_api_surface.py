@@ -64,7 +64,7 @@ def test_all_is_pinned():
 
 def test_format_constants():
     assert nacrith.MAGIC == b"\x89NCR"
-    assert nacrith.FORMAT_VERSION == 1
+    assert nacrith.FORMAT_VERSION == 2  # written; version 1 archives still decode
 
 
 def test_exceptions_derive_from_nacrith_error():

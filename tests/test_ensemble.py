@@ -286,11 +286,7 @@ def test_skip_round_trips_and_skips(codec, monkeypatch, layout):
     assert skipped_encoding > 50  # the repeated rows are mostly coded without the LLM
     observed.clear()
     for lanes in (1, 4):
-        saved, codec.lanes = codec.lanes, lanes
-        try:
-            assert codec.decompress(archive) == ROWS
-        finally:
-            codec.lanes = saved
+        assert codec.replace(lanes=lanes).decompress(archive) == ROWS
         assert len(observed) == skipped_encoding
         observed.clear()
     plain = codec.compress(ROWS, fallback=False, **layout)

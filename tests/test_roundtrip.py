@@ -76,14 +76,13 @@ def test_layout_is_recorded_and_honoured(codec, layout):
 
 
 @pytest.mark.parametrize("lanes", [1, 2, 5])
-def test_lanes_change_speed_only(engine, lanes):
+def test_lanes_change_speed_only(codec, engine, lanes):
     data = CASES["prose"] * 2
     layout = LAYOUTS[0]
     blob = nacrith.Codec(threads=engine.threads, lanes=lanes).compress(data, fallback=False, **layout)
     reference = nacrith.Codec(threads=engine.threads, lanes=3).compress(data, fallback=False, **layout)
     assert blob == reference
-    decoder = nacrith.Codec(threads=engine.threads, lanes=lanes)
-    decoder._engines[engine.model_file.sha256] = engine  # share the loaded model
+    decoder = nacrith.Codec(threads=engine.threads, lanes=lanes, loaded=codec.loaded)  # shares the loaded model
     assert decoder.decompress(blob) == data
 
 

@@ -88,18 +88,13 @@ def test_error_inside_a_worker_is_raised_in_the_caller(pooled, archives):
 
 def test_dead_worker_is_reported_promptly_and_leaves_no_output(tmp_path, monkeypatch):
     monkeypatch.setenv(workers.CRASH_ENV, "1")  # inherited by workers spawned from now on
-    monkeypatch.setattr(cli, "_codecs", {})  # a fresh codec, so fresh workers
     src = tmp_path / "in.txt"
     src.write_bytes(TEXT)
     dest = tmp_path / "out.nc"
     t0 = time.monotonic()
-    try:
-        result = CliRunner().invoke(
-            cli.main, ["compress", "-q", "-T", "2", "--workers", "2", *SMALL_ARGS, str(src), "-o", str(dest)]
-        )
-    finally:
-        for codec in cli._codecs.values():
-            codec.close()
+    result = CliRunner().invoke(  # each command has a Codec, so workers, of its own
+        cli.main, ["compress", "-q", "-T", "2", "--workers", "2", *SMALL_ARGS, str(src), "-o", str(dest)]
+    )
     assert result.exit_code == WorkerError.exit_code, result.output
     assert "worker process" in result.output and "exited with status 3" in result.output
     assert time.monotonic() - t0 < 120
