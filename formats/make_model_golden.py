@@ -1,11 +1,18 @@
-"""Regenerate (or, with --check, verify) the golden model-coded archives in formats/golden/model/.
+"""Regenerate (or, with --check, verify) the golden model-coded archives.
 
-These pin the whole bitstream: tokenizer, escapes, llama.cpp numerics (flash attention, Q8_0
-K and F16 V cache), CDF quantization, arithmetic coder and container.  A change that alters any of them
-makes tests/test_golden.py fail, which is the point: old archives must keep decoding.
-(``golden/model-kvq8/`` keeps two archives of the earlier Q8_0 V cache default, decode-only.)
+These pin the whole bitstream: tokenizer, escapes, llama.cpp numerics (the pinned x86-64-v3
+kernels of native/install.sh, flash attention, Q8_0 K and F16 V cache), CDF quantization,
+arithmetic coder and container.  A change that alters any of them makes tests/test_golden.py
+fail, which is the point: old archives must keep decoding.
 
-Usage: python formats/make_model_golden.py [--check]
+* ``golden/model/``: what this version writes (container version 2).
+* ``golden/model-v1/`` and ``golden/model-kvq8/`` (``--v1``): the same texts in container
+  version 1, and two archives with the earlier Q8_0 V cache, made with the pinned kernels by
+  the last version that wrote version 1 (so they can only be checked, not rewritten, since).
+* ``golden/avx512-v1/``: the archives of the earlier AVX-512 builds; they decode only where
+  llama.cpp runs those kernels (tests/test_golden.py says when it skips them).
+
+Usage: python formats/make_model_golden.py [--check] [--v1]
 """
 
 from __future__ import annotations
@@ -13,7 +20,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent / "golden" / "model"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+HERE = GOLDEN / "model"
+V1 = GOLDEN / "model-v1"
+KVQ8 = GOLDEN / "model-kvq8"
+#: The two texts of golden/model-kvq8/ (Q8_0 K and V cache, the earliest default).
+KVQ8_NAMES = ("prose", "essay-ensemble")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 from nacrith.ensemble import LLM_ONLY, EnsembleConfig  # noqa: E402
 
@@ -86,21 +98,39 @@ def build(codec) -> dict[str, tuple[bytes, bytes]]:
     }
 
 
+def build_kvq8(codec) -> dict[str, tuple[bytes, bytes]]:
+    """The Q8_0/Q8_0 cache archives (written through the mode chooser with that numeric setting)."""
+    from nacrith import archive, models
+    from nacrith.codec import NumericConfig
+    from nacrith.fingerprint import restamp
+
+    engine = codec.engine(models.resolve())
+    out = {}
+    for name, data, layout in CASES:
+        if name in KVQ8_NAMES:
+            blob = archive.compress(engine, data, layout=codec.layout.replace(**layout), numeric=NumericConfig(type_v=8), fallback=False)
+            out[name] = (data, restamp(blob, ""))
+    return out
+
+
 def main() -> int:
     import nacrith
 
     check = "--check" in sys.argv
-    HERE.mkdir(parents=True, exist_ok=True)
+    codec = nacrith.Codec(threads=1)
+    sets = [(V1, build(codec)), (KVQ8, build_kvq8(codec))] if "--v1" in sys.argv else [(HERE, build(codec))]
     bad = 0
-    for name, (data, blob) in build(nacrith.Codec(threads=1)).items():
-        src, arc = HERE / f"{name}.txt", HERE / f"{name}.txt.nc"
-        if check:
-            if src.read_bytes() != data or arc.read_bytes() != blob:
-                print(f"differs: {name}")
-                bad += 1
-        else:
-            src.write_bytes(data)
-            arc.write_bytes(blob)
+    for folder, archives in sets:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, (data, blob) in archives.items():
+            src, arc = folder / f"{name}.txt", folder / f"{name}.txt.nc"
+            if check:
+                if src.read_bytes() != data or arc.read_bytes() != blob:
+                    print(f"differs: {folder.name}/{name}")
+                    bad += 1
+            else:
+                src.write_bytes(data)
+                arc.write_bytes(blob)
     return 1 if bad else 0
 
 
