@@ -1,8 +1,8 @@
 """Decoder fuzzing with the real model: damaged MODEL-mode archives give NacrithErrors only.
 
-A small valid archive (several blocks and streams, a sliding window, an escape) is damaged by
-bit flips, cut at every length, and given extreme header values, then decoded with the real
-model.  The only allowed outcomes are a :class:`~nacrith.errors.NacrithError` subclass or the
+A small valid archive (several blocks and streams, a sliding window, an escape), framed in
+container version 1 and in version 2, is damaged by bit flips, cut at every length, and given
+extreme header values, then decoded with the real model.  The only allowed outcomes are a :class:`~nacrith.errors.NacrithError` subclass or the
 original bytes (a flip the decoder never reads, e.g. in a payload's unused tail): never other
 bytes, never another exception, never a hang.  The number of examples follows the fuzz
 profile (tests/conftest.py), a third of the container fuzzers' because each decodes.
@@ -41,11 +41,28 @@ def fuzz_codec():
     return nacrith.Codec(threads=1, lanes=2)
 
 
-@pytest.fixture(scope="module")
-def archive(fuzz_codec) -> bytes:
+def framed(blob: bytes, version: int) -> bytes:
+    """``blob`` (a model archive of TEXT) in container ``version``: the same blocks re-framed.
+
+    Until the codec records the numeric check (issue 16) its archives are version 1, and their
+    version 2 framing gets placeholder numerics, which this decoder does not check yet."""
+    reader = container.ArchiveReader(io.BytesIO(blob))
+    if reader.header.version == version:
+        return blob
+    blocks = [container.Block(bh.n_symbols, bh.n_bytes, bh.crc32, p) for bh, p in reader.blocks()]
+    params = reader.header.params
+    if version == 2 and not params.probe:
+        params = dataclasses.replace(params, kernels=container.KERNELS_PORTABLE, probe=bytes(container.PROBE_SIZE))
+    return container.encode_member(container.MODE_MODEL, params, TEXT, blocks, version=version)
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["v1", "v2"])
+def archive(request, fuzz_codec) -> bytes:
     blob = fuzz_codec.compress(TEXT, fallback=False, **LAYOUT)  # model-coded although tiny
+    blob = framed(blob, request.param)
     info = container.read_info(io.BytesIO(blob))
     assert info.header.mode == container.MODE_MODEL and info.n_blocks >= 3
+    assert info.header.version == request.param
     assert fuzz_codec.decompress(blob) == TEXT
     return blob
 
@@ -101,6 +118,10 @@ _FIELDS = {
     "model_sha256": st.sampled_from([bytes(32), b"\xff" * 32]),
     "backend": st.sampled_from(["", "x" * 255]),
     "fingerprint": st.sampled_from(["", "other machine", "é" * 127]),
+    # Version 2 only (version 1 does not record them):
+    "kernels": st.sampled_from([container.KERNELS_PORTABLE, container.KERNELS_MACHINE_BOUND]),
+    "probe": st.sampled_from([bytes(4), b"\xff" * 4]),
+    "ensemble": st.sampled_from([b"", b"\x01", b"\x02", b"\x03", bytes(17)]),
 }
 
 
@@ -117,5 +138,7 @@ def test_extreme_header_values(fuzz_codec, archive, changes):
         params = dataclasses.replace(header.params, **changes)
     except ValueError:  # the writer refuses it (e.g. sinks + slide >= window); the reader's
         assume(False)  # own checks of such raw values are fuzzed in tests/test_container.py
-    forged = container.encode_header(container.MODE_MODEL, params) + archive[header.size :]
+    forged = container.encode_header(
+        container.MODE_MODEL, params, version=header.version, original_size=header.original_size
+    ) + archive[header.size :]
     decodes_to_original_or_fails_cleanly(fuzz_codec, forged)
