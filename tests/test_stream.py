@@ -28,8 +28,9 @@ SMALL = b"stored, not model coded: short input\n" * 3
 
 
 def stored(data: bytes, block_bytes: int = 7) -> bytes:
-    """A stored (mode 1) member with several blocks; decoding it needs no model."""
-    return container.encode_stored(data, block_bytes=block_bytes)
+    """A stored (mode 1) member with several blocks (container version 1: a version 2 stored
+    body has no blocks); decoding it needs no model."""
+    return container.encode_stored(data, block_bytes=block_bytes, version=1)
 
 
 @pytest.fixture(scope="module")
