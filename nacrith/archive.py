@@ -34,6 +34,7 @@ from typing import BinaryIO, Callable, Iterator
 from . import bytemodes, codec, container, hybrid, models, segment
 from .codec import DEFAULT_LANES, Engine, Layout, NumericConfig, Progress
 from .ensemble import DEFAULT_ENSEMBLE, LLM_ONLY
+from .errors import ModelError
 from .segment import Kind
 
 #: Less text than this is not worth loading the model for: its header alone is ~130 bytes,
@@ -81,6 +82,7 @@ def compress(
     if segment.text_bytes(regions) >= (MIN_MODEL_TEXT if fallback else 1):
         if engine is None:
             raise ValueError("this input has text: an engine is needed to compress it")
+        engine.check_window(layout.window, ModelError)  # the caller's layout: a usage error
         engine.numerics(numeric)  # refuse a non-portable llama.cpp before coding, not after
         options = dict(layout=layout, numeric=numeric, progress=progress, on_total=on_total)
         if len(regions) == 1 and regions[0].kind == Kind.UTF8:
