@@ -6,11 +6,13 @@ script compares, between this CPU and the emulated one:
 
 1. the numeric probe (``nacrith.fingerprint.probe``: the logits of a fixed text, batched
    and one token at a time), and
-2. whole archives, both ways: made here and decoded there, made there and decoded here.
+2. whole archives, both ways: made here and decoded there, made there and decoded here;
+3. with a second build, archives of each decoded by the other on this CPU.
 
 The pinned build (``native/install.sh``) must agree in every row; a build for this machine's
 own kernels (a plain ``pip install llama-cpp-python``, here with AVX-512) must not: under the
-emulated CPU it either dies at its first AVX-512 instruction or computes other logits.
+emulated CPU it either dies at its first AVX-512 instruction or computes other logits, and
+the two builds must refuse each other's archives.
 
     python tests/bench/portability.py                          # the installed (pinned) build
     python tests/bench/portability.py --other-lib DIR          # ... and another build's lib/
@@ -106,6 +108,25 @@ def check_build(name: str, lib: str | None, archives: bool) -> bool:
     return same
 
 
+def check_across(other_lib: str) -> bool:
+    """Archives of one build decoded by the other on this CPU: both must be refused."""
+    refused = True
+    with tempfile.TemporaryDirectory() as tmp:
+        src, arc, back = Path(tmp, "text"), Path(tmp, "a.nc"), Path(tmp, "back")
+        src.write_bytes(TEXT)
+        for maker, made_lib, reader, read_lib in (("other", other_lib, "pinned", None), ("pinned", None, "other", other_lib)):
+            arc.unlink(missing_ok=True)
+            rc, text = run(made_lib, False, "compress", str(src), str(arc))
+            if rc != 0:
+                print(f"{maker} build's archive: compress failed: {text[:200]}")
+                refused = False
+                continue
+            rc, text = run(read_lib, False, "decompress", str(arc), str(back))
+            print(f"{maker} build's archive decoded by the {reader} build here: " + ("DECODED" if rc == 0 else f"refused: {text[:400]}"))
+            refused = refused and rc != 0
+    return refused
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         return child(sys.argv[2:])
@@ -120,6 +141,8 @@ def main() -> int:
     other_differs = True
     if args.other_lib:
         other_differs = not check_build("other build", args.other_lib, not args.probe_only)
+        if not args.probe_only:
+            other_differs = check_across(args.other_lib) and other_differs
     print("PASS" if pinned_ok and other_differs else "FAIL")
     return 0 if pinned_ok and other_differs else 1
 
