@@ -89,14 +89,10 @@ def ablation(
             for v in range(len(steps)):
                 done[v].append(encoders[v].finish())
                 payloads[v].append(done[v])
-    digest = container.new_digest()
-    digest.update(data)
-    end = container.encode_end(len(data), digest.digest())
     rows = []
     for v, (name, config) in enumerate(steps):
-        header = container.encode_header(container.MODE_MODEL, engine.params(layouts[v], numeric))
         blocks = frame_blocks(engine, data, symbols, layouts[v], payloads[v])
-        size = len(header) + sum(map(len, blocks)) + len(end)
+        size = len(container.encode_member(container.MODE_MODEL, engine.params(layouts[v], numeric), data, blocks))
         rows.append(AblationRow(name, config.describe(), len(data), size, len(symbols), llm + own[v]))
     return rows
 

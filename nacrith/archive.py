@@ -15,9 +15,10 @@ This is the top of the coding stack; data flows one way, and nothing below impor
   ``bytemodes.BYTECM_MAX_BYTES``), see :mod:`nacrith.bytemodes`;
 * a **stored** archive (mode 1).
 
-So every archive is at most the zstd archive, which is ``zstd -19`` of the input plus 48 to
-57 bytes of framing (for inputs up to ``bytemodes.ZSTD_BLOCK_BYTES``), and at most the stored
-archive, which is the input plus 41 bytes and 7 to 11 per MiB.  Input with less than
+So every archive is at most the zstd archive, which is ``zstd -19`` of the input plus 14 to
+23 bytes of framing (container v2, for inputs up to ``bytemodes.ZSTD_BLOCK_BYTES``), and at
+most the stored archive, which is the input plus 11 bytes (12 from 128 bytes, 14 up to
+256 MiB; an empty input is 11 bytes, one byte 12).  Input with less than
 ``MIN_MODEL_TEXT`` bytes of text (random data, JPEG, zeros) never reaches the model.
 
 :func:`decompress_archive` decodes one member whose header has been read, dispatching on its
@@ -37,15 +38,16 @@ from .ensemble import DEFAULT_ENSEMBLE, LLM_ONLY
 from .errors import ModelError
 from .segment import Kind
 
-#: Less text than this is not worth loading the model for: its header alone is ~130 bytes,
-#: and the model saves well under half a byte per byte of text over zstd.  Random data
-#: (and JPEG) has a few chance text regions of 30-40 bytes per 100 KB.
+#: Less text than this is not worth loading the model for (container v2 frames a model archive
+#: in about 30 bytes, but the model saves well under half a byte per byte of text over zstd).
+#: Random data (and JPEG) has a few chance text regions of 30-40 bytes per 100 KB.
 MIN_MODEL_TEXT = 256
-#: Model archives carry an environment fingerprint (container key 15) of at most this many
-#: bytes (key, length, value under 40 bytes; see nacrith.fingerprint).  The comparison charges
-#: every model archive this allowance in place of its own fingerprint, so the choice is the
-#: same on every machine and never exceeds the zstd or stored archive.
-FINGERPRINT_ALLOWANCE = 2 + 40
+#: Machine-bound model archives carry an environment fingerprint of at most this many bytes
+#: (container v2: its length byte and a text under 40 bytes; see nacrith.fingerprint).  The
+#: comparison charges such an archive this allowance in place of its own fingerprint, so the
+#: choice is the same on every machine and never exceeds the zstd or stored archive.  Portable
+#: archives carry no fingerprint.
+FINGERPRINT_ALLOWANCE = 1 + 40
 
 GetEngine = Callable[[models.ModelFile], Engine]
 
@@ -99,8 +101,8 @@ def compress(
     best = min(others, key=len)  # zstd on a tie, then bytecm
     if model_archive is None:
         return best
-    stamp = getattr(engine.params(layout, numeric), "fingerprint", "")
-    charged = len(model_archive) - (2 + len(stamp.encode("utf-8")) if stamp else 0) + FINGERPRINT_ALLOWANCE
+    machine = container.machine_bound_bytes(engine.params(layout, numeric))
+    charged = len(model_archive) - machine + (FINGERPRINT_ALLOWANCE if machine else 0)
     return model_archive if charged <= len(best) else best
 
 

@@ -81,13 +81,13 @@ def _compressor(size: int, long: bool) -> zstandard.ZstdCompressor:
     return zstandard.ZstdCompressor(level=ZSTD_LEVEL)
 
 
-def zstd_blocks(data: bytes, *, long: bool = False) -> list[bytes]:
-    """Serialized blocks of ``data``: one zstd frame (with its content size) per block."""
+def zstd_blocks(data: bytes, *, long: bool = False) -> list[container.Block]:
+    """The blocks of ``data``: one zstd frame (with its content size) per block."""
     cctx = _compressor(len(data), long)
     blocks = []
     for start in range(0, len(data), ZSTD_BLOCK_BYTES):
         chunk = data[start : start + ZSTD_BLOCK_BYTES]
-        blocks.append(container.encode_block(len(chunk), len(chunk), container.block_crc32(chunk), cctx.compress(chunk)))
+        blocks.append(container.Block(len(chunk), len(chunk), container.block_crc32(chunk), cctx.compress(chunk)))
     return blocks
 
 
@@ -116,7 +116,7 @@ def unzstd_block(index: int, bh: container.BlockHeader, payload: bytes) -> bytes
 # -- bytecm ---------------------------------------------------------------------------------
 
 
-def bytecm_blocks(data: bytes, version: int = bytecm.VERSION) -> list[bytes] | None:
+def bytecm_blocks(data: bytes, version: int = bytecm.VERSION) -> list[container.Block] | None:
     """``data`` as one bytecm block (none if empty); None if it is too large for bytecm or
     bytecm would expand it.  ``version`` other than the default is for golden files."""
     if not data:
@@ -126,7 +126,7 @@ def bytecm_blocks(data: bytes, version: int = bytecm.VERSION) -> list[bytes] | N
     payload = bytecm.compress(data, version=version)
     if payload is None:
         return None
-    return [container.encode_block(len(data), len(data), container.block_crc32(data), payload)]
+    return [container.Block(len(data), len(data), container.block_crc32(data), payload)]
 
 
 def unbytecm_block(index: int, bh: container.BlockHeader, payload: bytes) -> bytes:
@@ -161,22 +161,21 @@ def _check_crc(index: int, bh: container.BlockHeader, raw: bytes) -> None:
 # -- whole-file archives --------------------------------------------------------------------
 
 
-def _whole_file_archive(mode: int, data: bytes, blocks: list[bytes]) -> bytes:
-    """A complete archive of one mode whose blocks code ``data`` (no parameters)."""
-    digest = container.new_digest()
-    digest.update(data)
-    return b"".join([container.encode_header(mode, None), *blocks, container.encode_end(len(data), digest.digest())])
+def zstd_archive(data: bytes, *, container_version: int = container.FORMAT_VERSION) -> bytes:
+    """A complete mode 3 archive: ``data`` as plain level-19 zstd frames.  ``container_version``
+    other than the default is for golden files."""
+    return container.encode_member(container.MODE_ZSTD, None, data, zstd_blocks(data), version=container_version)
 
 
-def zstd_archive(data: bytes) -> bytes:
-    """A complete mode 3 archive: ``data`` as plain level-19 zstd frames."""
-    return _whole_file_archive(container.MODE_ZSTD, data, zstd_blocks(data))
-
-
-def bytecm_archive(data: bytes, version: int = bytecm.VERSION) -> bytes | None:
-    """A complete mode 4 archive of ``data``, or None when bytecm is not tried or expands it."""
+def bytecm_archive(
+    data: bytes, version: int = bytecm.VERSION, *, container_version: int = container.FORMAT_VERSION
+) -> bytes | None:
+    """A complete mode 4 archive of ``data``, or None when bytecm is not tried or expands it.
+    ``version`` (of bytecm) and ``container_version`` other than the defaults are for golden files."""
     blocks = bytecm_blocks(data, version)
-    return None if blocks is None else _whole_file_archive(container.MODE_BYTECM, data, blocks)
+    if blocks is None:
+        return None
+    return container.encode_member(container.MODE_BYTECM, None, data, blocks, version=container_version)
 
 
 #: The block decoder of each whole-file mode.

@@ -537,8 +537,8 @@ def model_blocks(
     numeric: NumericConfig,
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
-) -> list[bytes] | None:
-    """``text`` model-coded into serialized blocks (the streams and blocks of mode 0), or None
+) -> list[container.Block] | None:
+    """``text`` model-coded into blocks (the streams and blocks of mode 0), or None
     when it is mostly bytes the vocabulary cannot spell.  Used by mode 0 and by the text
     section of hybrid archives (``nacrith.hybrid``).  A window the model was not trained for
     is a ModelError."""
@@ -560,9 +560,11 @@ def model_blocks(
         return frame_blocks(engine, text, symbols, layout, payloads)
 
 
-def frame_blocks(engine: Engine, text: bytes, symbols: np.ndarray, layout: Layout, payloads: Iterable[list[bytes]]) -> list[bytes]:
-    """Serialized blocks (counts, CRC-32 of the block's bytes, payload) of ``text``'s symbols,
-    given each stream's per-block payloads in order."""
+def frame_blocks(
+    engine: Engine, text: bytes, symbols: np.ndarray, layout: Layout, payloads: Iterable[list[bytes]]
+) -> list[container.Block]:
+    """The blocks (counts, CRC-32 of the block's bytes, payload) of ``text``'s symbols, given
+    each stream's per-block payloads in order."""
     blocks = []
     lengths = engine.tokenizer.symbol_len
     offset = 0
@@ -574,7 +576,7 @@ def frame_blocks(engine: Engine, text: bytes, symbols: np.ndarray, layout: Layou
             n_bytes = int(lengths[block].sum())
             raw = text[offset : offset + n_bytes]
             offset += n_bytes
-            blocks.append(container.encode_block(len(block), n_bytes, container.block_crc32(raw), payload))
+            blocks.append(container.Block(len(block), n_bytes, container.block_crc32(raw), payload))
     assert offset == len(text), "tokenizer lost bytes"  # guarded by tokenization's own checks
     return blocks
 
@@ -592,10 +594,7 @@ def model_archive(
     blocks = model_blocks(engine, data, layout=layout, numeric=numeric, progress=progress, on_total=on_total)
     if blocks is None:
         return None
-    digest = container.new_digest()
-    digest.update(data)
-    header = container.encode_header(container.MODE_MODEL, engine.params(layout, numeric))
-    return b"".join([header, *blocks, container.encode_end(len(data), digest.digest())])
+    return container.encode_member(container.MODE_MODEL, engine.params(layout, numeric), data, blocks)
 
 
 def check_params(params: CodecParams) -> Layout:

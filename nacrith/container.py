@@ -1074,8 +1074,10 @@ class MemberParser:
     ``lzma.decompress``, ``LZMAFile`` and ``LZMADecompressor`` share one decoder).  The driver
     asks :attr:`need` for the size of the next piece, and hands exactly that many bytes to
     :meth:`take`, which checks the piece and returns what it completed (a :class:`Header`, a
-    ``(BlockHeader, payload)`` pair, a :class:`Trailer`) or None.  The parser never asks for a
-    byte past the trailer, so members can follow each other in one file.
+    ``(BlockHeader, payload)`` pair, a :class:`Trailer`) or None.  (A version 2 member of one
+    block is the exception: the check after its payload is that block's CRC-32, so the take
+    that reads it returns the block and sets :attr:`trailer` at once.)  The parser never asks
+    for a byte past the trailer, so members can follow each other in one file.
     """
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:

@@ -148,22 +148,18 @@ def hybrid_archive(
     section = b"".join(binary)
     binary_blocks = zstd_blocks(section, long=True)
     cm_blocks = bytecm_blocks(section)
-    use_cm = cm_blocks is not None and sum(map(len, cm_blocks)) < sum(map(len, binary_blocks))
+    use_cm = cm_blocks is not None and _payload_bytes(cm_blocks) < _payload_bytes(binary_blocks)
     if use_cm:
         binary_blocks = cm_blocks
     table = encode_table(Table(len(binary_blocks), tuple(entries), use_cm))
     table_frame = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(table)
-    digest = container.new_digest()
-    digest.update(data)
-    return b"".join(
-        [
-            container.encode_header(container.MODE_HYBRID, engine.params(layout, numeric)),
-            container.encode_block(len(entries), len(table), container.block_crc32(table), table_frame),
-            *binary_blocks,
-            *model_blocks,
-            container.encode_end(len(data), digest.digest()),
-        ]
-    )
+    table_block = container.Block(len(entries), len(table), container.block_crc32(table), table_frame)
+    blocks = [table_block, *binary_blocks, *model_blocks]
+    return container.encode_member(container.MODE_HYBRID, engine.params(layout, numeric), data, blocks)
+
+
+def _payload_bytes(blocks: list[container.Block]) -> int:
+    return sum(len(b.payload) for b in blocks)
 
 
 @dataclass

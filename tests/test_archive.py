@@ -53,6 +53,10 @@ def test_incremental_parser_agrees_with_the_reader():
                 parsed.append(found)
         if parser.done:
             break
+    if parsed[-1] is not parser.trailer:
+        # Container v2 with one block: the take that reads the check (that block's CRC-32)
+        # completes the block and the trailer at once, and returns the block.
+        parsed.append(parser.trailer)
     reader = container.ArchiveReader(io.BytesIO(blob))
     assert parsed == [reader.header, *reader.blocks(), reader.trailer]
     assert parser.offset == reader.bytes_read == len(blob)

@@ -158,7 +158,10 @@ def test_model_mismatch_names_both_hashes(codec):
     reader = container.ArchiveReader(io.BytesIO(blob))
     params = reader.header.params
     fake = dataclasses.replace(params, model_sha256=bytes(32))
-    forged = container.encode_header(container.MODE_MODEL, fake) + blob[reader.header.size :]
+    header = container.encode_header(
+        container.MODE_MODEL, fake, version=reader.header.version, original_size=reader.header.original_size
+    )
+    forged = header + blob[reader.header.size :]
     with pytest.raises(nacrith.ModelNotFoundError) as exc:
         codec.decompress(forged)
     assert "0" * 64 in str(exc.value)
