@@ -165,13 +165,15 @@ def restamp(archive: bytes, value: str) -> bytes:
     """``archive`` (its first member) with the header's fingerprint replaced; ``""`` removes it.
 
     For tests and golden files, whose bytes must not depend on the machine that made them.
-    The header CRC is recomputed; nothing else changes.
+    The header CRC (v1) or header_check (v2) is recomputed; nothing else changes.  A portable
+    version 2 archive records no fingerprint, so it comes back unchanged.
     """
     header = container.ArchiveReader(io.BytesIO(archive)).header
     if header.params is None:
         return archive
     params = dataclasses.replace(header.params, fingerprint=value)
-    return container.encode_header(header.mode, params) + archive[header.size :]
+    head = container.encode_header(header.mode, params, version=header.version, original_size=header.original_size)
+    return head + archive[header.size :]
 
 
 # -- the numeric probe ---------------------------------------------------------------------
