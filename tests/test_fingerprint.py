@@ -32,9 +32,16 @@ FOREIGN = "riscv64 none 000000000000"
 
 @pytest.fixture(scope="module")
 def archive(codec) -> bytes:
+    """A machine-bound archive of TEXT, which records this machine's fingerprint (a portable
+    container v2 archive records none): the writer's blocks and probe, re-framed."""
     blob = codec.compress(TEXT, fallback=False)  # model-coded, even if zstd would be smaller
-    assert container.read_info(io.BytesIO(blob)).header.mode == container.MODE_MODEL
-    return blob
+    reader = container.ArchiveReader(io.BytesIO(blob))
+    assert reader.header.mode == container.MODE_MODEL
+    params = dataclasses.replace(
+        reader.header.params, kernels=container.KERNELS_MACHINE_BOUND, fingerprint=fingerprint.current(NumericConfig())
+    )
+    blocks = [container.Block(bh.n_symbols, bh.n_bytes, bh.crc32, p) for bh, p in reader.blocks()]
+    return container.encode_member(container.MODE_MODEL, params, TEXT, blocks)
 
 
 def header_of(blob: bytes) -> container.Header:
