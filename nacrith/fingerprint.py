@@ -314,14 +314,17 @@ def check_reader_numerics(model, numeric: Numeric, start_token: int, threads: in
         return
     local = current(numeric)
     if kernel_set and kernel_set != "machine-bound":
-        where = PORTABLE_HINT
+        where = f"with {PORTABLE_HINT}"
     else:
-        where = f"the machine that made it, or one with the same llama.cpp build and CPU ({recorded_fingerprint or 'unrecorded'})"
+        where = (
+            "only on the machine that made it, or on one with the same llama.cpp build and CPU "
+            f"({recorded_fingerprint or 'unrecorded'})"
+        )
     raise EnvironmentMismatchError(
         f"this machine computes other model numbers than the one that wrote this archive "
         f"(archive: {kernel_set or 'machine-bound'} kernels, probe {recorded_probe.hex()}; "
         f"here: {loaded_kernel_set()} kernels, probe {here.hex()}, {local}); nothing was decoded. "
-        f"It decodes with {where}",
+        f"It decodes {where}",
         archive_fingerprint=recorded_fingerprint,
         local_fingerprint=local,
     )

@@ -57,3 +57,78 @@ def test_probe_is_identical_on_a_cpu_without_avx512():
     here = probe()
     assert len(here) == 16
     assert probe("qemu-x86_64", "-cpu", "Haswell") == here
+
+
+# -- the probe in archives: recorded by the writer, checked before decoding ------------------
+
+import dataclasses  # noqa: E402
+import io  # noqa: E402
+
+from click.testing import CliRunner  # noqa: E402
+
+from nacrith import cli, container, fingerprint  # noqa: E402
+from nacrith.codec import NumericConfig  # noqa: E402
+from nacrith.errors import EnvironmentMismatchError  # noqa: E402
+
+TEXT = b"Portable archives decode on other machines, or say at once that they cannot.\n" * 4
+
+
+def reframed(blob: bytes, **changes) -> bytes:
+    """``blob`` with its header parameters changed (the blocks, hence the payload, kept)."""
+    reader = container.ArchiveReader(io.BytesIO(blob))
+    params = dataclasses.replace(reader.header.params, **changes)
+    blocks = [container.Block(bh.n_symbols, bh.n_bytes, bh.crc32, p) for bh, p in reader.blocks()]
+    return container.encode_member(reader.header.mode, params, TEXT, blocks)
+
+
+@pytest.fixture(scope="module")
+def portable(codec) -> bytes:
+    return codec.compress(TEXT, fallback=False)
+
+
+def test_archive_records_the_portable_kernels_and_this_probe(codec, engine, portable):
+    params = container.read_info(io.BytesIO(portable)).header.params
+    assert params.kernels == container.KERNELS_PORTABLE
+    probe = fingerprint.probe(engine.model, NumericConfig(), engine.start_token, engine.threads)
+    assert params.probe == probe[: container.PROBE_SIZE]
+    assert probe.hex() == fingerprint.REFERENCE_PROBES[(engine.model_file.sha256, True, 8, 1)]
+    assert codec.decompress(portable) == TEXT
+
+
+@pytest.mark.parametrize("kernels", [container.KERNELS_PORTABLE, container.KERNELS_MACHINE_BOUND])
+def test_other_numerics_are_refused_before_anything_is_decoded(codec, portable, kernels):
+    other = reframed(portable, probe=b"\x01\x02\x03\x04", kernels=kernels, fingerprint="riscv64 none 000000000000" if kernels == container.KERNELS_MACHINE_BOUND else "")
+    decoded = []
+    with pytest.raises(EnvironmentMismatchError, match="probe 01020304.*nothing was decoded") as caught:
+        codec.decompress(other, progress=decoded.append)
+    assert decoded == []  # no symbol was decoded
+    if kernels == container.KERNELS_MACHINE_BOUND:
+        assert "riscv64 none 000000000000" in str(caught.value)
+    else:
+        assert "native/install.sh" in str(caught.value)
+
+
+def test_cli_refuses_other_numerics_in_one_line(portable, tmp_path):
+    src = tmp_path / "other.nc"
+    src.write_bytes(reframed(portable, probe=b"\x01\x02\x03\x04"))
+    result = CliRunner().invoke(cli.main, ["decompress", "-T", "1", str(src), "-o", str(tmp_path / "out")])
+    assert result.exit_code == EnvironmentMismatchError.exit_code
+    assert result.output.count("\n") == 1 and "nothing was decoded" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_build_that_is_not_pinned_refuses_unless_native(codec, monkeypatch):
+    monkeypatch.setattr(fingerprint, "loaded_kernel_set", lambda: kernels.MACHINE_BOUND)
+    with pytest.raises(EnvironmentMismatchError, match="--native"):
+        codec.compress(TEXT, fallback=False)
+    bound = codec.compress(TEXT, fallback=False, native=True)
+    params = container.read_info(io.BytesIO(bound)).header.params
+    assert params.kernels == container.KERNELS_MACHINE_BOUND and params.fingerprint
+    assert codec.decompress(bound) == TEXT  # the probe matches here: same machine
+
+
+def test_pinned_features_with_other_numbers_count_as_machine_bound(codec, engine, monkeypatch):
+    key = (engine.model_file.sha256, True, 8, 1)
+    monkeypatch.setitem(fingerprint.REFERENCE_PROBES, key, "00" * 8)  # as if another compiler
+    with pytest.raises(EnvironmentMismatchError, match="other numbers than the reference build"):
+        codec.compress(TEXT, fallback=False)
