@@ -3,7 +3,7 @@
 The LLM is by far the most expensive part, and every ensemble variant sees the same logits,
 so the file is run through the LLM once and every row of logits is coded by each variant in
 turn, each with its own ensemble state and arithmetic coder.  The archive of each variant is
-then framed exactly as :func:`nacrith.codec.compress` frames a model-coded (mode 0) archive, so
+then framed exactly as :func:`nacrith.archive.compress` frames a model-coded (mode 0) archive, so
 its size is the real size (``tests/test_ablation.py`` checks that against ``compress``).
 
 Speed: a variant's tokens/s counts the shared LLM time plus the time spent in its own coding

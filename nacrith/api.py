@@ -20,10 +20,10 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from . import archive, codec, container, fingerprint, models
+from . import archive, container, fingerprint, models
 from .codec import DEFAULT_LANES, Engine, Layout, NumericConfig, Progress
 from .ensemble import EnsembleConfig
-from .errors import FormatError, ModelLoadError
+from .errors import ModelLoadError
 from .workers import WorkerPool, plan as plan_workers
 
 #: Where whole streams are coded: in this process or local worker processes, or on Ray.

@@ -1,23 +1,27 @@
-"""The numeric environment that made an archive: a short text recorded in its header.
+"""The numeric environment of an archive: which machine computed its logits, and whether
+another one computes the same.
 
 Why: decoding repeats the encoder's floating-point computation, and llama.cpp's results
 depend on more than the settings the header pins (model, flash attention, K/V types): its
-version and the CPU kernels it picked (AVX2, AVX-512, VNNI, ARM dot-product ...) may change
-the last bits of a logit, and one changed bit in one logit can change the integer CDF.  The
-per-block CRC-32 and the BLAKE2b digest catch that, but a bare checksum error sends people
-looking for a damaged file.  So every model-coded archive records where it was made
-(container key 15, ``fingerprint``), the decoder warns when its own environment differs, and
-a checksum failure in a different environment says so, naming both.
+version and the CPU kernels it was built with (AVX2, AVX-512, VNNI, ARM dot-product ...)
+change the logits, and one changed bit in one logit can change the integer CDF.  Three
+things answer that:
 
-The full description (:func:`describe`, about 250 bytes) would cost more than a short
-archive's whole payload, so the header gets a compact form (:func:`current`, under 40
-bytes): the machine, llama.cpp's best enabled SIMD level and 48 bits of a hash of the full
-description, e.g. ``x86_64 AVX512_BF16 9c0e41d2a7b3``.  Equal fingerprints mean "same
-environment as far as we can tell"; they are compared only for equality.
+* the **kernel set** (``native/kernels.py``): nacrith's pinned x86-64-v3 build, or
+  machine-bound; a build that is not pinned writes archives only when asked to
+  (:func:`writer_numerics`);
+* the **probe** (:func:`probe`): a digest of the logits of a fixed text, recorded in every
+  container version 2 model archive and checked before decoding (:func:`check_reader_numerics`),
+  so a foreign machine is refused in about a second instead of failing a checksum hours later;
+* the **fingerprint** (:func:`current`), a short text naming the environment: recorded by
+  machine-bound archives (and by every container version 1 archive, key 15), shown in errors.
+  The full description (:func:`describe`, about 250 bytes) is hashed into a compact form under
+  40 bytes: the machine, llama.cpp's best enabled SIMD level and 48 bits of a hash, e.g.
+  ``x86_64 AVX512_BF16 9c0e41d2a7b3``; fingerprints are compared only for equality.
 
-The fingerprint is informative only: it never changes how an archive is decoded, and the
-choice between model coding and stored mode ignores its size (see ``codec.compress``), so
-that choice does not depend on the machine either.
+The mode chooser (``archive.compress``) charges a machine-bound archive's fingerprint as a
+fixed allowance, so that the choice between model coding and stored mode does not depend on
+the machine either.
 """
 
 from __future__ import annotations
