@@ -1292,12 +1292,8 @@ class MemberParser:
             self._expect(self._v2_field, 1, f"header of block {self.n_blocks}")
 
     def _v2_field(self, piece: bytes) -> Trailer | None:
-        self._kept += piece
-        parsed = read_varint(self._kept, 0, self._what, self.offset - len(self._kept))
-        if parsed is None:
+        if not self._field_byte(piece):
             return None  # the varint goes on
-        self._kept = b""
-        self._fields.append(parsed[0])
         if self.header.mode in MODEL_MODES:
             if len(self._fields) < 3:
                 return None
@@ -1365,13 +1361,20 @@ class MemberParser:
         self._kept, self._fields = b"", []
         self._expect(self._varint_byte, 1, f"header of block {self.n_blocks}")
 
-    def _varint_byte(self, piece: bytes) -> Trailer | None:
+    def _field_byte(self, piece: bytes) -> bool:
+        """Take one more byte of a block field's varint; True once the field is complete
+        (its value appended to ``_fields``)."""
         self._kept += piece
         parsed = read_varint(self._kept, 0, self._what, self.offset - len(self._kept))
         if parsed is None:
-            return None  # the varint goes on
+            return False
         self._kept = b""
         self._fields.append(parsed[0])
+        return True
+
+    def _varint_byte(self, piece: bytes) -> Trailer | None:
+        if not self._field_byte(piece):
+            return None  # the varint goes on
         if self._fields == [0]:  # the end marker
             self._expect(self._trailer, _TRAILER.size, "trailer")
         elif len(self._fields) == 3:

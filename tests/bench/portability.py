@@ -77,6 +77,22 @@ def outcome(rc: int, text: str) -> str:
     return text if rc == 0 else f"failed (exit {rc}): {text[:120]}"
 
 
+def round_trip(maker: tuple[str | None, bool], reader: tuple[str | None, bool]) -> tuple[str, int, str, int]:
+    """Compress TEXT with one (lib, emulated) and decompress it with another: (the stage that
+    failed, or "", its exit status, its last line, the archive's size)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, arc, back = Path(tmp, "text"), Path(tmp, "a.nc"), Path(tmp, "back")
+        src.write_bytes(TEXT)
+        rc, text = run(*maker, "compress", str(src), str(arc))
+        if rc != 0:
+            return "compress", rc, text, 0
+        size = arc.stat().st_size
+        rc, text = run(*reader, "decompress", str(arc), str(back))
+        if rc != 0 or back.read_bytes() != TEXT:
+            return "decompress", rc, text, size
+        return "", 0, "", size
+
+
 def check_build(name: str, lib: str | None, archives: bool) -> bool:
     """Print one build's rows; True when everything agrees between the two CPUs."""
     here = outcome(*run(lib, False, "probe"))
@@ -85,45 +101,29 @@ def check_build(name: str, lib: str | None, archives: bool) -> bool:
     print(f"{name}: probe here {here}, on {CPU} {there}: {'same' if same else 'DIFFERENT'}")
     if not archives:
         return same
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp, "text")
-        src.write_bytes(TEXT)
-        for made, decoded in ((False, True), (True, False)):
-            where = lambda emulated: CPU if emulated else "here"  # noqa: E731
-            arc, back = Path(tmp, "a.nc"), Path(tmp, "back")
-            for f in (arc, back):
-                f.unlink(missing_ok=True)
-            rc, text = run(lib, made, "compress", str(src), str(arc))
-            if rc != 0:
-                print(f"{name}: compress on {where(made)}: {outcome(rc, text)}")
-                same = False
-                continue
-            rc, text = run(lib, decoded, "decompress", str(arc), str(back))
-            ok = rc == 0 and back.read_bytes() == TEXT
-            print(
-                f"{name}: {arc.stat().st_size}-byte archive made {where(made)}, decoded on {where(decoded)}: "
-                + ("identical" if ok else outcome(rc, text))
-            )
-            same = same and ok
+    where = lambda emulated: CPU if emulated else "here"  # noqa: E731
+    for made, decoded in ((False, True), (True, False)):
+        failed, rc, text, size = round_trip((lib, made), (lib, decoded))
+        if failed == "compress":
+            print(f"{name}: compress on {where(made)}: {outcome(rc, text)}")
+        else:
+            result = "identical" if not failed else outcome(rc, text)
+            print(f"{name}: {size}-byte archive made {where(made)}, decoded on {where(decoded)}: {result}")
+        same = same and not failed
     return same
 
 
 def check_across(other_lib: str) -> bool:
     """Archives of one build decoded by the other on this CPU: both must be refused."""
     refused = True
-    with tempfile.TemporaryDirectory() as tmp:
-        src, arc, back = Path(tmp, "text"), Path(tmp, "a.nc"), Path(tmp, "back")
-        src.write_bytes(TEXT)
-        for maker, made_lib, reader, read_lib in (("other", other_lib, "pinned", None), ("pinned", None, "other", other_lib)):
-            arc.unlink(missing_ok=True)
-            rc, text = run(made_lib, False, "compress", str(src), str(arc))
-            if rc != 0:
-                print(f"{maker} build's archive: compress failed: {text[:200]}")
-                refused = False
-                continue
-            rc, text = run(read_lib, False, "decompress", str(arc), str(back))
-            print(f"{maker} build's archive decoded by the {reader} build here: " + ("DECODED" if rc == 0 else f"refused: {text[:400]}"))
-            refused = refused and rc != 0
+    for maker, made_lib, reader, read_lib in (("other", other_lib, "pinned", None), ("pinned", None, "other", other_lib)):
+        failed, rc, text, _ = round_trip((made_lib, False), (read_lib, False))
+        if failed == "compress":
+            print(f"{maker} build's archive: compress failed: {text[:200]}")
+        else:
+            print(f"{maker} build's archive decoded by the {reader} build here: "
+                  + ("DECODED" if not failed else f"refused: {text[:400]}"))
+        refused = refused and failed == "decompress"
     return refused
 
 
