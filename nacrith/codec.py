@@ -21,6 +21,14 @@ decodable at all).  Everything below is fixed by parameters recorded in the arch
   token per stream per call.  That is only allowed because flash attention with a Q8_0 K
   cache (V in F16 by default, or Q8_0) makes batched, one-token and multi-sequence logits
   bit-identical; ``tests/test_determinism.py`` proves it on every run for both.
+* A stream may be coded in **segments** (``Layout.segments`` = K > 1, one block per stream):
+  its symbols are cut into K contiguous parts of balanced lengths (:func:`segment_bounds`),
+  each with its own KV sequence (own window and sinks, starting from ``start_token`` like a
+  stream), and coded in turn into the block's one payload: symbol 0 of every segment, then
+  symbol 1 of every segment, and so on.  The online models are one state for the whole stream
+  (shared tables, a history per segment: ``ensemble.EnsembleState``), so they learn from every
+  symbol as in one long stream, while the decoder advances K sequences per ``llama_decode``
+  instead of one.  Each extra segment costs the LLM a cold start.
 * ``cdf.interval_from_logits`` / ``symbol_from_logits`` turn one row of logits into integer
   frequencies with total 2**24 in one jitted function; the coder only sees integers.
 """
@@ -74,6 +82,9 @@ DEFAULT_SINKS = 4
 DEFAULT_LANES = 8
 # Encoder batch (speed only: batched logits equal one-token logits in our configuration).
 ENCODER_BATCH = 128
+# Segments per stream (see the module doc); 1 codes a stream as one sequence.
+DEFAULT_SEGMENTS = 1
+MAX_SEGMENTS = container.MAX_SEGMENTS
 ESCAPE_BITS = 8
 # Below this many input bytes the default ensemble is not used (an encoder-only choice: the
 # header says what was used).  Measured on alice29.txt's start: -1.2 % payload after 800
@@ -98,6 +109,8 @@ class Layout:
     sinks: int = DEFAULT_SINKS
     #: The online models mixed with the LLM (``ensemble.LLM_ONLY``: none).
     ensemble: EnsembleConfig = DEFAULT_ENSEMBLE
+    #: Segments each stream is coded in, side by side (module doc); needs one block per stream.
+    segments: int = DEFAULT_SEGMENTS
 
     def __post_init__(self) -> None:
         if self.block_tokens is None:
@@ -122,6 +135,13 @@ class Layout:
             )
         if self.sinks < 0:
             raise error(f"sinks must be >= 0, got {self.sinks}")
+        if not (isinstance(self.segments, int) and 1 <= self.segments <= MAX_SEGMENTS):
+            raise error(f"segments must be in 1..{MAX_SEGMENTS}, got {self.segments!r}")
+        if self.segments > 1 and self.block_tokens != self.stream_tokens:
+            raise error(
+                f"segments ({self.segments}) need one block per stream: block_tokens ({self.block_tokens}) "
+                f"must equal stream_tokens ({self.stream_tokens})"
+            )
         if not isinstance(self.ensemble, EnsembleConfig):
             raise error(f"ensemble must be an EnsembleConfig, got {type(self.ensemble).__name__}")
         self.ensemble.check(error)
@@ -133,7 +153,10 @@ class Layout:
         ensemble = (
             EnsembleConfig.from_bytes(params.ensemble, FormatError, UnsupportedVersionError) if params.ensemble else LLM_ONLY
         )
-        return Layout(params.block_tokens, params.stream_tokens, params.window, params.slide, params.sinks, ensemble)
+        return Layout(
+            params.block_tokens, params.stream_tokens, params.window, params.slide, params.sinks, ensemble,
+            params.segments,
+        )
 
 
 def default_block_tokens(stream_tokens: int) -> int:
@@ -151,6 +174,14 @@ def default_block_tokens(stream_tokens: int) -> int:
     while stream_tokens % parts:
         parts += 1
     return stream_tokens // parts
+
+
+def segment_bounds(n_symbols: int, segments: int) -> list[int]:
+    """Where a stream of ``n_symbols`` is cut into segments: ``min(segments, n_symbols)``
+    parts (at least one), segment ``s`` being symbols ``[b[s], b[s + 1])``, of lengths that
+    differ by at most one."""
+    k = max(1, min(segments, n_symbols))
+    return [n_symbols * s // k for s in range(k + 1)]
 
 
 def _cpu_times() -> tuple[int, int] | None:
@@ -357,7 +388,12 @@ class Engine:
                 type_k=numeric.type_k,
                 type_v=numeric.type_v,
             )
+            ctx.window, ctx.numeric = window, numeric  # for _with_seqs
         return ctx
+
+    def _with_seqs(self, ctx, n_seq: int):
+        """``ctx``, or a context of the same window and numerics with ``n_seq`` sequences."""
+        return ctx if ctx.n_seq >= n_seq else self.context(ctx.window, ctx.numeric, n_seq)
 
     def check_window(self, window: int, error: type[Exception]) -> None:
         """Refuse a window longer than the context the model was trained on.
@@ -394,6 +430,7 @@ class Engine:
             fingerprint=fingerprint.current(numeric),
             kernels=kernels,
             probe=probe[: container.PROBE_SIZE],
+            segments=layout.segments,
         )
 
     def numerics(self, numeric: NumericConfig) -> tuple[str, bytes]:
@@ -437,28 +474,37 @@ class Engine:
             if progress:
                 progress(n)
 
-    def new_mixer(self, layout: Layout, capacity: int) -> EnsembleState | None:
+    def new_mixer(
+        self, layout: Layout, capacity: int, segment_lengths: list[int] | None = None
+    ) -> EnsembleState | None:
         """Fresh ensemble state for one stream (None for the LLM alone)."""
-        return EnsembleState(layout.ensemble, self.n_vocab, capacity) if layout.ensemble.enabled else None
+        if not layout.ensemble.enabled:
+            return None
+        return EnsembleState(layout.ensemble, self.n_vocab, capacity, segment_lengths)
 
-    def code_symbol(self, enc: ArithmeticEncoder, mixer: EnsembleState | None, row: np.ndarray, sym: int) -> None:
-        """Encode one symbol under one row of logits (through the ensemble if there is one)."""
+    def code_symbol(
+        self, enc: ArithmeticEncoder, mixer: EnsembleState | None, row: np.ndarray, sym: int, seg: int = 0
+    ) -> None:
+        """Encode one symbol (of segment ``seg``) under one row of logits (through the ensemble
+        if there is one)."""
         token = sym if sym < self.n_vocab else self.tokenizer.escape_token
         if mixer is None:
             enc.encode(*cdf.interval_from_logits(row, token, self._work))
         else:
-            predicted = mixer.skip_prediction()
+            predicted = mixer.skip_prediction(seg)
             hit = False
             if predicted >= 0:  # confidence skip: first "does the match continue?"
-                interval, hit = mixer.encode_skip(token, predicted)
+                interval, hit = mixer.encode_skip(token, predicted, seg)
                 enc.encode(*interval)
             if not hit:
-                enc.encode(*mixer.encode(row, token, self._work))
+                enc.encode(*mixer.encode(row, token, self._work, seg))
         if sym >= self.n_vocab:
             enc.encode_uniform(sym - self.n_vocab, ESCAPE_BITS)
 
     def encode_stream(self, ctx, symbols: np.ndarray, layout: Layout, progress: Progress | None) -> list[bytes]:
         """Code one stream; returns one arithmetic-coded payload per block."""
+        if layout.segments > 1:
+            return [self._encode_segments(ctx, symbols, layout, progress)]
         payloads: list[bytes] = []
         enc = ArithmeticEncoder()
         mixer = self.new_mixer(layout, len(symbols))
@@ -469,6 +515,104 @@ class Engine:
             self.code_symbol(enc, mixer, row, int(symbols[k]))
         payloads.append(enc.finish())
         return payloads
+
+    def _encode_segments(self, ctx, symbols: np.ndarray, layout: Layout, progress: Progress | None) -> bytes:
+        """Code one stream in segments (module doc) into one payload.
+
+        Every segment's logits are evaluated in batches of up to ``ENCODER_BATCH // K`` tokens
+        per segment, all segments in one ``llama_decode`` (never across a slide; the segments
+        slide together, being at the same position), then coded round by round.
+        """
+        bounds = segment_bounds(len(symbols), layout.segments)
+        k = len(bounds) - 1
+        lengths = [bounds[s + 1] - bounds[s] for s in range(k)]
+        ctx = self._with_seqs(ctx, k)
+        ctx.clear()
+        inputs = [
+            np.concatenate(([self.start_token], self.llm_tokens(symbols[bounds[s] : bounds[s + 1] - 1])))
+            for s in range(k)
+        ]
+        mixer = self.new_mixer(layout, len(symbols), lengths)
+        enc = ArithmeticEncoder()
+        per_segment = max(1, min(ctx.n_batch // k, ENCODER_BATCH // k))
+        rounds = max(lengths)
+        pos = r = 0
+        while r < rounds:
+            active = [s for s in range(k) if lengths[s] > r]
+            if pos == layout.window:
+                for s in active:
+                    ctx.slide(s, layout.sinks, layout.slide, layout.window)
+                pos -= layout.slide
+            c = min(per_segment, layout.window - pos, rounds - r)
+            tokens, positions, seqs, first = [], [], [], {}
+            for s in active:
+                first[s] = len(tokens)
+                part = inputs[s][r : min(r + c, lengths[s])]
+                tokens.extend(part)
+                positions.extend(range(pos, pos + len(part)))
+                seqs.extend([s] * len(part))
+            rows = ctx.decode_multi(tokens, positions, seqs)
+            for j in range(c):
+                for s in active:
+                    if r + j < lengths[s]:
+                        self.code_symbol(enc, mixer, rows[first[s] + j], int(symbols[bounds[s] + r + j]), s)
+            pos += c
+            r += c
+            if progress:
+                progress(len(tokens))
+        return enc.finish()
+
+    def _decode_segments(self, ctx, blocks: list, layout: Layout, progress: Progress | None) -> bytes:
+        """Decode one stream coded in segments (its one block), the mirror of :meth:`_encode_segments`:
+        one token of every unfinished segment per ``llama_decode``."""
+        if len(blocks) != 1:  # Layout.check: segments need one block per stream
+            raise corrupt("a stream coded in segments must be one block")
+        bh, payload, index = blocks[0]
+        bounds = segment_bounds(bh.n_symbols, layout.segments)
+        k = len(bounds) - 1
+        lengths = [bounds[s + 1] - bounds[s] for s in range(k)]
+        ctx = self._with_seqs(ctx, k)
+        for s in range(k):
+            ctx.clear_seq(s)
+        mixer = self.new_mixer(layout, bh.n_symbols, lengths)
+        dec = ArithmeticDecoder(payload)
+        work, escape, pieces = self._work, self.tokenizer.escape_token, self.tokenizer.pieces
+        outs = [bytearray() for _ in range(k)]
+        tokens = [self.start_token] * k
+        rounds = max(lengths)
+        pos = 0
+        for r in range(rounds):
+            active = [s for s in range(k) if lengths[s] > r]
+            if pos == layout.window:
+                for s in active:
+                    ctx.slide(s, layout.sinks, layout.slide, layout.window)
+                pos -= layout.slide
+            rows = ctx.decode_multi([tokens[s] for s in active], [pos] * len(active), active)
+            for s, row in zip(active, rows):  # Engine.code_symbol's events, in its order
+                if mixer is None:
+                    token, lo, f = cdf.symbol_from_logits(row, dec.target(), work)
+                    dec.consume(lo, f)
+                else:
+                    token = -1
+                    predicted = mixer.skip_prediction(s)
+                    if predicted >= 0:  # the row is not needed when the match continues
+                        (lo, f), hit = mixer.decode_skip(dec.target(), predicted, s)
+                        dec.consume(lo, f)
+                        if hit:
+                            token = predicted
+                    if token < 0:
+                        token, lo, f = mixer.decode(row, dec.target(), work, s)
+                        dec.consume(lo, f)
+                outs[s] += bytes([dec.decode_uniform(ESCAPE_BITS)]) if token == escape else pieces[token]
+                tokens[s] = token
+            pos += 1
+            if progress:
+                progress(len(active))
+        raw = b"".join(outs)
+        actual = container.block_crc32(raw)
+        if len(raw) != bh.n_bytes or actual != bh.crc32:
+            raise ChecksumError(block_index=index, expected=bh.crc32, actual=actual)
+        return raw
 
     # -- decoding: several streams in lockstep ---------------------------------------------
 
@@ -483,6 +627,10 @@ class Engine:
         logits needed), puts their tokens into the KV cache, and then, once no lane has
         finished, decodes one symbol of every lane from one batch of logits.
         """
+        if layout.segments > 1:  # one stream at a time, its segments side by side
+            for blocks in streams:
+                yield self._decode_segments(ctx, blocks, layout, progress)
+            return
         source = iter(streams)
         free = list(range(ctx.n_seq - 1, -1, -1))
         active: list[_Lane] = []

@@ -169,6 +169,8 @@ class ParamKey(enum.IntEnum):
     SINKS = 13
     ENSEMBLE = 14
     FINGERPRINT = 15
+    #: Version 2 only (an override, never in a version 1 header).
+    SEGMENTS = 16
 
 
 # Required value length per key (None: variable, 0..255 bytes).
@@ -190,7 +192,11 @@ _KEY_LENGTHS: dict[int, int | None] = {
     ParamKey.ENSEMBLE: None,
 }
 _OPTIONAL_KEYS = frozenset((ParamKey.BACKEND, ParamKey.FINGERPRINT, ParamKey.ENSEMBLE))
-_REQUIRED_KEYS = frozenset(int(k) for k in ParamKey if k not in _OPTIONAL_KEYS)
+_REQUIRED_KEYS = frozenset(int(k) for k in _KEY_LENGTHS if k not in _OPTIONAL_KEYS)
+#: Keys of version 2 headers and their lengths: version 1's and ``segments``.
+_V2_KEY_LENGTHS: dict[int, int | None] = {**_KEY_LENGTHS, ParamKey.SEGMENTS: 1}
+#: Most segments a stream may be coded in (spec v2 section 3.2, key 16).
+MAX_SEGMENTS = 64
 
 # A few ggml tensor type ids, for display only.
 _GGML_TYPE_NAMES = {
@@ -275,10 +281,11 @@ V2_DEFAULTS: dict[str, object] = {
     "slide": 256,
     "sinks": 4,
     "ensemble": b"\x02",
+    "segments": 1,
 }
 _V2_MAX_BLOCK_TOKENS = 1 << 20
 #: Keys a v2 header may override (v1's registry keys and value encodings).
-_V2_OVERRIDE_KEYS = (2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14)
+_V2_OVERRIDE_KEYS = (2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 16)
 
 
 def v2_default_block_tokens(stream_tokens: int) -> int:
@@ -334,6 +341,9 @@ class CodecParams:
     #: The numeric probe: :data:`PROBE_SIZE` bytes computed and checked by the codec (a digest
     #: of the writer's logits on a fixed text), opaque here; b"" where not recorded (version 1).
     probe: bytes = b""
+    #: Segments each stream is coded in (1..:data:`MAX_SEGMENTS`; version 2 only): contiguous
+    #: parts coded in turn, each with its own model context (nacrith.codec).
+    segments: int = 1
 
     def __post_init__(self) -> None:
         # Programming errors on the writing side: plain ValueError/TypeError.
@@ -348,6 +358,8 @@ class CodecParams:
         problem = window_problem(self.stream_tokens, self.window, self.slide, self.sinks)
         if problem:
             raise ValueError(problem)
+        if not (isinstance(self.segments, int) and 1 <= self.segments <= MAX_SEGMENTS):
+            raise ValueError(f"segments must be in 1..{MAX_SEGMENTS}, got {self.segments!r}")
         if not isinstance(self.flash_attn, bool):
             raise TypeError("flash_attn must be a bool")
         if not isinstance(self.backend, str):
@@ -504,6 +516,8 @@ def new_digest() -> "hashlib._Hash":
 
 
 def _encode_params(params: CodecParams) -> bytes:
+    if params.segments != 1:
+        raise ValueError("a version 1 header cannot record segments (version 2 only)")
     entries: list[tuple[int, bytes]] = [
         (ParamKey.MODEL_SHA256, bytes(params.model_sha256)),
         (ParamKey.TOKENIZER, bytes([params.tokenizer])),
@@ -549,6 +563,7 @@ def _override_values(params: CodecParams) -> dict[int, bytes]:
         ParamKey.SLIDE: _U32.pack(params.slide),
         ParamKey.SINKS: _U32.pack(params.sinks),
         ParamKey.ENSEMBLE: bytes(params.ensemble),
+        ParamKey.SEGMENTS: bytes([params.segments]),
     }
 
 
@@ -567,6 +582,7 @@ def _v2_default_values(preset: ModelPreset | None, stream_tokens: int) -> dict[i
         ParamKey.SLIDE: _U32.pack(d["slide"]),
         ParamKey.SINKS: _U32.pack(d["sinks"]),
         ParamKey.ENSEMBLE: bytes(d["ensemble"]),
+        ParamKey.SEGMENTS: bytes([d["segments"]]),
     }
     if preset is not None:
         values[ParamKey.START_TOKEN] = _U32.pack(preset.start_token)
@@ -987,13 +1003,13 @@ def _parse_params_v2(raw: bytes) -> CodecParams:
             raise bad(f"{what} override key {key} (keys must be strictly increasing)")
         prev_key = key
         if key not in _V2_OVERRIDE_KEYS:
-            if key in _KEY_LENGTHS or key == 0:
+            if key in _V2_KEY_LENGTHS or key == 0:
                 raise bad(f"key {key} is not an override in version 2")
             raise UnsupportedVersionError(
                 f"archive header overrides parameter key {key}, unknown to this version of "
                 "nacrith; it was written by a newer release — upgrade nacrith to read it"
             )
-        expected = _KEY_LENGTHS[key]
+        expected = _V2_KEY_LENGTHS[key]
         if expected is not None and length != expected:
             raise bad(f"override {ParamKey(key).name.lower()} has {length} bytes, expected {expected}")
         values[key] = value
@@ -1036,6 +1052,9 @@ def _parse_params_v2(raw: bytes) -> CodecParams:
     if problem:
         raise bad(problem)
     kv = full[ParamKey.KV_TYPES]
+    segments = full[ParamKey.SEGMENTS][0]
+    if not 1 <= segments <= MAX_SEGMENTS:
+        raise bad(f"segments must be in 1..{MAX_SEGMENTS}, got {segments}")
     return CodecParams(
         model_sha256=sha,
         tokenizer=full[ParamKey.TOKENIZER][0],
@@ -1054,6 +1073,7 @@ def _parse_params_v2(raw: bytes) -> CodecParams:
         ensemble=full[ParamKey.ENSEMBLE],
         kernels=_KERNEL_NAMES[kernels_code],
         probe=probe,
+        segments=segments,
     )
 
 
@@ -1680,6 +1700,7 @@ def format_info(info: ArchiveInfo) -> str:
             ("window", f"{p.window} positions"),
             ("slide", f"{p.slide} positions"),
             ("sinks", f"{p.sinks} positions"),
+            ("segments", f"{p.segments} per stream"),
             ("ensemble", p.ensemble.hex() if p.ensemble else "off (the LLM alone)"),
         ]
         if h.version == 1:

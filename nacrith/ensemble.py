@@ -81,7 +81,8 @@ C_MATCH_LEN = 2  # current match length (0: no match)
 C_SET = 3  # weight set selected for the next token (-1: none)
 C_CANDIDATES = 4  # candidates found for the next token
 C_LONGEST = 5  # longest n-gram order with statistics for the next token
-COUNTERS_LEN = 6
+C_BASE = 6  # where this segment's history starts in ``hist`` (0 with one segment)
+COUNTERS_LEN = 7
 # EnsembleState.rates: learning rates.
 RATE_MIX = 0
 RATE_BIAS = 1
@@ -219,9 +220,20 @@ def n_apm_contexts(order: int) -> int:
 
 
 class EnsembleState:
-    """The learned state of one stream (fresh for every stream, so streams stay independent)."""
+    """The learned state of one stream (fresh for every stream, so streams stay independent).
 
-    def __init__(self, config: EnsembleConfig, n_vocab: int, capacity: int = 4096):
+    A stream may be coded as several **segments** (contiguous parts of its text whose symbols
+    are coded in turn, one of each per round; see ``nacrith.codec``).  Every table (n-grams,
+    match table, mixer weights, bias head, APM, skip counts) is shared, so each learns from
+    every symbol of the stream; each segment has its own history, i.e. its own n-gram
+    contexts and match state.  The histories are regions of one array, segment ``s`` starting
+    at ``sum(segment_lengths[:s])``: a match found in another segment's region follows it while
+    that region has been written (unwritten entries hold -1 and end the match).
+    """
+
+    def __init__(
+        self, config: EnsembleConfig, n_vocab: int, capacity: int = 4096, segment_lengths: tuple[int, ...] | None = None
+    ):
         c = config.check()
         k = c.ngram_order
         nb = 1 << c.ngram_bits
@@ -241,9 +253,21 @@ class EnsembleState:
         self.rates[RATE_BIAS] = c.bias_rate / _RATE_ONE
         self.rates[RATE_LLM] = c.llm_rate / _RATE_ONE
         self.rates[RATE_APM] = c.apm_rate / _RATE_ONE
-        # Token history; grows by doubling (capacity is a hint, never trusted for allocation).
-        self.hist = np.zeros(max(16, min(capacity, 1 << 16)), dtype=np.int32)
-        self.counters = np.zeros(COUNTERS_LEN, dtype=np.int64)  # indices C_*
+        if segment_lengths is None or len(segment_lengths) <= 1:
+            # Token history; grows by doubling (capacity is a hint, never trusted for allocation).
+            self.hist = np.zeros(max(16, min(capacity, 1 << 16)), dtype=np.int32)
+            self.segment_counters = np.zeros((1, COUNTERS_LEN), dtype=np.int64)  # indices C_*
+            self._ends = None
+        else:
+            # Exactly the stream's symbols (the caller's lengths come from checked block headers).
+            self.hist = np.full(max(1, sum(segment_lengths)), -1, dtype=np.int32)
+            self.segment_counters = np.zeros((len(segment_lengths), COUNTERS_LEN), dtype=np.int64)
+            bases = np.concatenate(([0], np.cumsum(segment_lengths)[:-1]))
+            self.segment_counters[:, C_BASE] = bases
+            self.segment_counters[:, C_SEEN] = bases
+            self._ends = bases + np.asarray(segment_lengths)
+        #: Segment 0's counters (the only ones of a one-segment state).
+        self.counters = self.segment_counters[0]
         self.ng_check = np.zeros((max(k, 1), nb), dtype=np.uint32)
         self.ng_tok = np.zeros((max(k, 1), nb, SLOTS), dtype=np.int32)
         self.ng_cnt = np.zeros((max(k, 1), nb, SLOTS), dtype=np.int32)
@@ -265,9 +289,9 @@ class EnsembleState:
         self.skip_counts = np.zeros((_MATCH_BUCKETS, 2), dtype=np.int64)
         self.skipped = 0  # symbols coded without the LLM (for reports)
 
-    def arrays(self):
+    def arrays(self, seg: int = 0):
         return (
-            self.ints, self.rates, self.hist, self.counters, self.ng_check, self.ng_tok, self.ng_cnt,
+            self.ints, self.rates, self.hist, self.segment_counters[seg], self.ng_check, self.ng_tok, self.ng_cnt,
             self.match_table, self.w_global, self.w_sets, self.bias,
             self.cand_tok, self.cand_feat, self.cand_val, self.w_prev, self.apm,
         )
@@ -281,14 +305,18 @@ class EnsembleState:
     # on a miss the symbol is coded as usual, logits and all.  The decision depends only on
     # state both sides share, so it is the same on both sides.
 
-    def skip_prediction(self) -> int:
-        """The token the match model predicts if the next symbol may skip the LLM, else -1."""
-        if self.config.skip and self.counters[C_MATCH_LEN] >= self.config.skip:
-            return int(self.hist[self.counters[C_MATCH_PTR]])
+    def skip_prediction(self, seg: int = 0) -> int:
+        """The token the match model predicts if segment ``seg``'s next symbol may skip the
+        LLM, else -1."""
+        counters = self.segment_counters[seg]
+        if self.config.skip and counters[C_MATCH_LEN] >= self.config.skip:
+            ptr = int(counters[C_MATCH_PTR])
+            if ptr < self.hist.shape[0]:
+                return int(self.hist[ptr])  # -1 (no skip) in a region not yet written
         return -1
 
-    def _hit_freq(self) -> tuple[int, int]:
-        bucket = _py_bucket(int(self.counters[C_MATCH_LEN]), _MATCH_EDGES)
+    def _hit_freq(self, seg: int) -> tuple[int, int]:
+        bucket = _py_bucket(int(self.segment_counters[seg, C_MATCH_LEN]), _MATCH_EDGES)
         hits, trials = (int(x) for x in self.skip_counts[bucket])
         freq = ((2 * hits + 1) * cdf.TOTAL) // (2 * trials + 2)  # exact integers
         return bucket, min(max(freq, 1), cdf.TOTAL - 1)
@@ -301,52 +329,58 @@ class EnsembleState:
             c[0] = (c[0] + 1) >> 1
             c[1] = (c[1] + 1) >> 1
 
-    def encode_skip(self, token: int, predicted: int) -> tuple[tuple[int, int], bool]:
+    def encode_skip(self, token: int, predicted: int, seg: int = 0) -> tuple[tuple[int, int], bool]:
         """The interval of the event "match continues" for ``token``, and whether it did; on a
         hit the token is learned here (the caller codes nothing more)."""
-        bucket, freq = self._hit_freq()
+        bucket, freq = self._hit_freq(seg)
         hit = token == predicted
         self._count(bucket, hit)
         if hit:
-            self.observe(token)
+            self.observe(token, seg)
             return (0, freq), True
         return (freq, cdf.TOTAL - freq), False
 
-    def decode_skip(self, target: int, predicted: int) -> tuple[tuple[int, int], bool]:
+    def decode_skip(self, target: int, predicted: int, seg: int = 0) -> tuple[tuple[int, int], bool]:
         """Inverse of :meth:`encode_skip` for a decoder ``target``."""
-        bucket, freq = self._hit_freq()
+        bucket, freq = self._hit_freq(seg)
         hit = target < freq
         self._count(bucket, hit)
         if hit:
-            self.observe(predicted)
+            self.observe(predicted, seg)
             return (0, freq), True
         return (freq, cdf.TOTAL - freq), False
 
-    def observe(self, token: int) -> None:
+    def observe(self, token: int, seg: int = 0) -> None:
         """Learn ``token`` without logits (history, n-grams, match model; the mixer is unchanged)."""
-        self._room()
-        _observe(token, self.ints, self.hist, self.counters, self.ng_check, self.ng_tok, self.ng_cnt, self.match_table)
+        self._room(seg)
+        _observe(token, self.ints, self.hist, self.segment_counters[seg], self.ng_check, self.ng_tok, self.ng_cnt,
+                 self.match_table)
         self.skipped += 1
 
-    def _room(self) -> None:
-        if self.counters[C_SEEN] >= self.hist.shape[0]:  # the jitted step writes hist[n]
+    def _room(self, seg: int) -> None:
+        """Make sure the jitted step may write ``hist[C_SEEN]`` of segment ``seg``."""
+        seen = self.segment_counters[seg, C_SEEN]
+        if self._ends is not None:
+            if seen >= self._ends[seg]:
+                raise ValueError(f"ensemble: segment {seg} is longer than its declared length")
+        elif seen >= self.hist.shape[0]:
             grown = np.zeros(2 * self.hist.shape[0], dtype=np.int32)
             grown[: self.hist.shape[0]] = self.hist
             self.hist = grown
 
-    def encode(self, logits: np.ndarray, token: int, work: np.ndarray) -> tuple[int, int]:
+    def encode(self, logits: np.ndarray, token: int, work: np.ndarray, seg: int = 0) -> tuple[int, int]:
         """Code ``token`` (an LLM token id) after these logits: ``(cum_low, freq)``; learns."""
         if not 0 <= token < self.n_vocab or logits.shape[0] != self.n_vocab or work.shape[0] < self.n_vocab:
             raise ValueError("ensemble: token, logits or scratch do not match the vocabulary")
-        self._room()
-        return _encode_step(logits, token, work, *self.arrays())
+        self._room(seg)
+        return _encode_step(logits, token, work, *self.arrays(seg))
 
-    def decode(self, logits: np.ndarray, target: int, work: np.ndarray) -> tuple[int, int, int]:
+    def decode(self, logits: np.ndarray, target: int, work: np.ndarray, seg: int = 0) -> tuple[int, int, int]:
         """The token whose interval holds ``target``: ``(token, cum_low, freq)``; learns."""
         if logits.shape[0] != self.n_vocab or work.shape[0] < self.n_vocab:
             raise ValueError("ensemble: logits or scratch do not match the vocabulary")
-        self._room()
-        return _decode_step(logits, target, work, *self.arrays())
+        self._room(seg)
+        return _decode_step(logits, target, work, *self.arrays(seg))
 
 
 # -- jitted parts ---------------------------------------------------------------------------
@@ -452,7 +486,7 @@ def _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_tabl
     longest = 0
     h = np.uint64(0)
     for k in range(order):
-        if k >= n:
+        if k >= n - counters[C_BASE]:
             break
         h = _mix(h, hist[n - 1 - k])
         bucket, check = _slot(h, k, ng_mask)
@@ -478,7 +512,7 @@ def _features(logits, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_tabl
                 nc += 1
     mstate = 0
     if match_min > 0:
-        length = counters[C_MATCH_LEN]
+        length = _match_length(hist, counters)
         if length > 0:
             ptr = counters[C_MATCH_PTR]
             cand_tok[nc] = hist[ptr]
@@ -627,7 +661,7 @@ def _apm_stage(work, v, ints, hist, counters, apm):
     if top < 0:
         return -1, 0.0, 0, 0, 0.0
     order = ints[INT_ORDER]
-    length = counters[C_MATCH_LEN] if ints[INT_MATCH_MIN] > 0 else 0
+    length = _match_length(hist, counters) if ints[INT_MATCH_MIN] > 0 else 0
     tgt = hist[counters[C_MATCH_PTR]] if length > 0 else top
     # fixed-point sum (exact integers, so the order of the additions cannot matter)
     acc = 0
@@ -657,14 +691,28 @@ def _apm_learn(apm, rate, token, tgt, ctx, j, fr):
 
 
 @njit(cache=True)
+def _match_length(hist, counters):
+    """The current match length, 0 when the token it predicts is not known: past the end of
+    the history or, with several segments, not yet written in another segment's region (with
+    one segment the pointer always points at a written token)."""
+    length = counters[C_MATCH_LEN]
+    if length > 0:
+        ptr = counters[C_MATCH_PTR]
+        if ptr >= hist.shape[0] or hist[ptr] < 0:
+            return 0
+    return length
+
+
+@njit(cache=True)
 def _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table):
     """Enter ``token`` into the history, the n-gram tables and the match model."""
     order, ng_mask = ints[INT_ORDER], ints[INT_NGRAM_MASK]
     match_min, match_mask = ints[INT_MATCH_MIN], ints[INT_MATCH_MASK]
     n = counters[C_SEEN]
+    base = counters[C_BASE]
     h = np.uint64(0)
     for k in range(order):
-        if k >= n:
+        if k >= n - base:
             break
         h = _mix(h, hist[n - 1 - k])
         bucket, check = _slot(h, k, ng_mask)
@@ -692,24 +740,25 @@ def _observe(token, ints, hist, counters, ng_check, ng_tok, ng_cnt, match_table)
     n += 1
     counters[C_SEEN] = n
     if match_min > 0:
-        length = counters[C_MATCH_LEN]
-        if length > 0:
-            if hist[counters[C_MATCH_PTR]] == token:
-                counters[C_MATCH_PTR] += 1
-                counters[C_MATCH_LEN] = length + 1
-            else:
-                counters[C_MATCH_LEN] = 0
-        if n >= match_min:
+        length = _match_length(hist, counters)
+        if length > 0 and hist[counters[C_MATCH_PTR]] == token:
+            counters[C_MATCH_PTR] += 1
+            counters[C_MATCH_LEN] = length + 1
+        else:
+            counters[C_MATCH_LEN] = 0
+        if n - base >= match_min:
             h = np.uint64(0)
             for j in range(match_min):
                 h = _mix(h, hist[n - 1 - j])
             slot = np.int64(h & np.uint64(match_mask))
             if counters[C_MATCH_LEN] == 0:
                 cand = np.int64(match_table[slot])  # position after an earlier occurrence
-                if cand > 0 and cand < n:
-                    # verify (hash collisions) and measure the match backwards
+                if cand > 0 and cand != n:
+                    # verify (hash collisions) and measure the match backwards, within this
+                    # segment's own history
                     length = 0
-                    while length < _MATCH_MAX_BACK and length < cand and hist[cand - 1 - length] == hist[n - 1 - length]:
+                    while (length < _MATCH_MAX_BACK and length < cand and length < n - base
+                           and hist[cand - 1 - length] == hist[n - 1 - length]):
                         length += 1
                     if length >= match_min:
                         counters[C_MATCH_PTR] = cand
@@ -730,7 +779,7 @@ def _predict(logits, work, ints, hist, counters, ng_check, ng_tok, ng_cnt, match
     sel = counters[C_SET]
     n = counters[C_SEEN]
     sel2 = -1
-    if ints[INT_PREV_MASK] >= 0 and n > 0:
+    if ints[INT_PREV_MASK] >= 0 and n > counters[C_BASE]:
         sel2 = np.int64(_mix(np.uint64(0), hist[n - 1]) & np.uint64(ints[INT_PREV_MASK]))
     v = logits.shape[0]
     mx = _scores(logits, work, v, w_global, w_sets, sel, bias, cand_tok, cand_feat, cand_val, nc, w_prev, sel2)

@@ -276,9 +276,9 @@ def test_skip_round_trips_and_skips(codec, monkeypatch, layout):
     observed = []
     real = EnsembleState.observe
 
-    def counting(self, token):
+    def counting(self, token, seg=0):
         observed.append(token)
-        real(self, token)
+        real(self, token, seg)
 
     monkeypatch.setattr(EnsembleState, "observe", counting)
     archive = codec.compress(ROWS, ensemble=SKIP, fallback=False, **layout)

@@ -48,7 +48,7 @@ def test_compressing_reproduces_golden_archive(codec, name):
     assert restamp(blob, "") == restamp(golden, "")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in make_model_golden.V2_ONLY])
 def test_version_1_archive_decodes_and_holds_the_same_payloads(codec, name):
     """The pinned kernels' version 1 archives: the framing differs, the coded payloads do not."""
     v1 = (make_model_golden.V1 / f"{name}.txt.nc").read_bytes()
