@@ -17,14 +17,15 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
-from . import archive, container, fingerprint, models
+from . import archive, container, fingerprint, models, pipeline
 from .codec import DEFAULT_LANES, Engine, Layout, NumericConfig, Progress
 from .ensemble import EnsembleConfig
 from .errors import ModelLoadError
-from .workers import WorkerPool, plan as plan_workers
+from .workers import LookAhead, LookedAhead, WorkerPool, plan as plan_workers
 
 #: Where whole streams are coded: in this process or local worker processes, or on Ray.
 ENGINES = ("local", "ray")
@@ -132,6 +133,8 @@ class Codec:
         self._limits = limits
         self._loaded = loaded if loaded is not None else LoadedModels()
         self._pools: dict[str, object] = {}  # model sha256 -> WorkerPool, RayPool or None
+        self._ticket: int | None = None  # the member a look-ahead run is for (None: a real run)
+        self._routed: list[tuple[Engine, object]] = []  # engines a look-ahead run gave a stand-in
 
     # The settings, read-only: a Codec with other settings is another Codec (replace).
     model = property(lambda self: self._model, doc="The default model (preset, path or None).")
@@ -166,8 +169,68 @@ class Codec:
         eng = self._loaded.engine(model_file, self.threads)
         # The codec module finds the worker pool on the engine.  An engine serves one call at
         # a time, and every call gets its engine here, so each call codes on its own Codec's pool.
-        eng.workers = self._pool(model_file, eng)
+        pool = self._pool(model_file, eng)
+        if self._ticket is None:
+            eng.workers = pool
+        else:  # a look-ahead run: the stand-in submits the streams and stops the run
+            self._routed.append((eng, pool))
+            eng.workers = LookAhead(pool, self._ticket)
         return eng
+
+    # -- for nacrith.pipeline, which keeps several members in flight -----------------------
+
+    def _parallel(self) -> bool:
+        """Whether streams may be coded on worker processes or Ray actors."""
+        return self._execution.engine == "ray" or self._execution.workers > 1
+
+    def _started_pools(self) -> list:
+        """The worker pools made so far (one per model)."""
+        return [pool for pool in self._pools.values() if pool is not None]
+
+    def _look_ahead(self, ticket: int, run: Callable[[], object]) -> None:
+        """Run ``run`` (the coding of one member) only until it hands its streams to a pool,
+        which takes them as member ``ticket``'s look-ahead (``nacrith.workers.LookAhead``).
+
+        Any error is dropped: the member's real run meets it again and reports it in its
+        turn (so are warnings, which the real run gives)."""
+        self._ticket = ticket
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                run()
+        except LookedAhead:
+            pass
+        except Exception:  # noqa: BLE001 - reported by the real run, in member order
+            pass
+        finally:
+            self._ticket = None
+            for eng, pool in self._routed:
+                eng.workers = pool
+            self._routed.clear()
+
+    def _look_ahead_compress(self, data: bytes, ticket: int) -> None:
+        """Submit the streams :meth:`compress` of ``data`` will ask for (``nacrith.pipeline``);
+        only the model stage runs, so nothing is coded here."""
+        if not data:
+            return
+
+        def run() -> None:
+            eng = self.engine(models.resolve(self.model))
+            layout = archive.effective_layout(self.layout, len(data))
+            archive.model_member(eng, data, layout=layout, numeric=NumericConfig(native=self._native))
+
+        self._look_ahead(ticket, run)
+
+    def _look_ahead_decompress(self, member: bytes, ticket: int) -> None:
+        """Submit the streams decoding the archive member ``member`` will ask for, if it is
+        model coded (``nacrith.pipeline``)."""
+
+        def run() -> None:
+            reader = container.ArchiveReader(io.BytesIO(member), self.limits)
+            if reader.header.mode in container.MODEL_MODES:
+                archive.decompress_archive(reader, self.engine, model=self.model, lanes=self.lanes)
+
+        self._look_ahead(ticket, run)
 
     def _pool(self, model_file: models.ModelFile, eng: Engine):
         """The worker pool for ``model_file`` (None: code in this process), made on first use."""
@@ -240,6 +303,10 @@ class Codec:
         data = bytes(data)
         if on_total:
             on_total(sum(i.total_symbols for i in scan(data, self.limits)))
+        if self._parallel():  # several members' streams in flight at once; the same bytes
+            out: list[bytes] = []
+            pipeline.decompress(self, io.BytesIO(data), out.append, progress=progress)
+            return b"".join(out)
         return archive.decompress(
             data, self.engine, model=self.model, lanes=self.lanes, limits=self.limits, progress=progress
         )

@@ -75,22 +75,12 @@ def compress(
     Inputs under ``codec.ENSEMBLE_MIN_BYTES`` with the default ensemble are coded by the LLM
     alone: the ensemble has too little to learn from, and saves less than its header entry costs.
     """
-    layout.check()
-    if len(data) < codec.ENSEMBLE_MIN_BYTES and layout.ensemble == DEFAULT_ENSEMBLE:
-        layout = dataclasses.replace(layout, ensemble=LLM_ONLY)
+    layout = effective_layout(layout, len(data))
     data = bytes(data)
-    regions = segment.segment(data, rules)
-    model_archive = None
-    if segment.text_bytes(regions) >= (MIN_MODEL_TEXT if fallback else 1):
-        if engine is None:
-            raise ValueError("this input has text: an engine is needed to compress it")
-        engine.check_window(layout.window, ModelError)  # the caller's layout: a usage error
-        engine.numerics(numeric)  # refuse a non-portable llama.cpp before coding, not after
-        options = dict(layout=layout, numeric=numeric, progress=progress, on_total=on_total)
-        if len(regions) == 1 and regions[0].kind == Kind.UTF8:
-            model_archive = codec.model_archive(engine, data, **options)
-        else:
-            model_archive = hybrid.hybrid_archive(engine, data, regions, **options)
+    model_archive = model_member(
+        engine, data, layout=layout, numeric=numeric, progress=progress, on_total=on_total, fallback=fallback,
+        rules=rules,
+    )
     if model_archive is not None and not fallback:
         return model_archive
     others = [bytemodes.zstd_archive(data)]
@@ -104,6 +94,43 @@ def compress(
     machine = container.machine_bound_bytes(engine.params(layout, numeric))
     charged = len(model_archive) - machine + (FINGERPRINT_ALLOWANCE if machine else 0)
     return model_archive if charged <= len(best) else best
+
+
+def effective_layout(layout: Layout, size: int) -> Layout:
+    """The layout a ``size``-byte input is coded with: ``layout``, checked, without the
+    default ensemble below ``codec.ENSEMBLE_MIN_BYTES`` (see :func:`compress`)."""
+    layout.check()
+    if size < codec.ENSEMBLE_MIN_BYTES and layout.ensemble == DEFAULT_ENSEMBLE:
+        layout = dataclasses.replace(layout, ensemble=LLM_ONLY)
+    return layout
+
+
+def model_member(
+    engine: Engine | None,
+    data: bytes,
+    *,
+    layout: Layout,
+    numeric: NumericConfig,
+    progress: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+    fallback: bool = True,
+    rules: segment.Rules = segment.DEFAULT_RULES,
+) -> bytes | None:
+    """The model (mode 0) or hybrid (mode 2) archive of ``data`` with ``layout`` as
+    :func:`effective_layout` gives it, or None when it has too little text for the model, or
+    text the model cannot code.  The first stage of :func:`compress`, on its own so that a
+    look-ahead (``nacrith.pipeline``) runs only this stage, never the zstd and bytecm ones."""
+    regions = segment.segment(data, rules)
+    if segment.text_bytes(regions) < (MIN_MODEL_TEXT if fallback else 1):
+        return None
+    if engine is None:
+        raise ValueError("this input has text: an engine is needed to compress it")
+    engine.check_window(layout.window, ModelError)  # the caller's layout: a usage error
+    engine.numerics(numeric)  # refuse a non-portable llama.cpp before coding, not after
+    options = dict(layout=layout, numeric=numeric, progress=progress, on_total=on_total)
+    if len(regions) == 1 and regions[0].kind == Kind.UTF8:
+        return codec.model_archive(engine, data, **options)
+    return hybrid.hybrid_archive(engine, data, regions, **options)
 
 
 # -- decompressing --------------------------------------------------------------------------

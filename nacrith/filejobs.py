@@ -3,8 +3,9 @@ explain.
 
 The commands in :mod:`nacrith.cli` parse options into a :class:`nacrith.Codec` and a
 :class:`FileOptions`, and hand them here; :mod:`nacrith.fileio` supplies the safe outputs and
-signal checks.  The coding itself is the library's (:mod:`nacrith.chunked` moves a file
-through the codec one archive member at a time, so memory stays bounded).  What is left here
+signal checks.  The coding itself is the library's (:mod:`nacrith.pipeline` moves a file
+through the codec one archive member at a time, so memory stays bounded, with the next
+members' streams in flight on the workers, if any, beside the current one's).  What is left here
 is the order of steps that makes the guarantees hold (the model loaded and the archive
 checked before any output exists, ``--verify`` before the output takes its name, ``--rm``
 after it) and the report lines.
@@ -21,7 +22,7 @@ from typing import BinaryIO, Callable
 
 import click
 
-from . import api, chunked, container, explain, fileio, models
+from . import api, container, explain, fileio, models, pipeline
 from .codec import check_params, model_for
 from .errors import ChecksumError, NacrithError
 from .fileio import (
@@ -165,10 +166,10 @@ def compress_files(
             t0 = time.perf_counter()
             try:
                 if job.dest is None:
-                    report = chunked.compress(codec, source, write_stdout, **options)
+                    report = pipeline.compress(codec, source, write_stdout, **options)
                 else:
                     with AtomicOutput(job.dest) as out:
-                        report = chunked.compress(codec, source, out.file.write, **options)
+                        report = pipeline.compress(codec, source, out.file.write, **options)
                         if verify:  # decode what is on disk before it takes the output's name
                             t = time.perf_counter()
                             _verify(opts.quiet, src, _file_decodes_to(codec, out, digest.digest(), report.original))
@@ -219,7 +220,7 @@ def _file_decodes_to(codec: api.Codec, out: AtomicOutput, want: bytes, size: int
         out.file.flush()
         got = container.new_digest()
         with open(out.tmp, "rb") as written:
-            report = chunked.decompress(codec, written, got.update, progress=meter)
+            report = pipeline.decompress(codec, written, got.update, progress=meter)
         return got.digest() == want and report.original == size
 
     return check
@@ -251,10 +252,10 @@ def decompress_files(codec: api.Codec, files: tuple[str, ...], opts: FileOptions
             t0 = time.perf_counter()
             try:
                 if job.dest is None:
-                    report = chunked.decompress(codec, source, write_stdout, progress=meter)
+                    report = pipeline.decompress(codec, source, write_stdout, progress=meter)
                 else:
                     with AtomicOutput(job.dest) as out:
-                        report = chunked.decompress(codec, source, out.file.write, progress=meter)
+                        report = pipeline.decompress(codec, source, out.file.write, progress=meter)
                         out.commit(st)
             finally:
                 meter.close()
@@ -279,7 +280,7 @@ def test_files(codec: api.Codec, files: tuple[str, ...], quiet: bool) -> int:
             meter = _prepare_decoding(codec, source, quiet, src)
             t0 = time.perf_counter()
             try:
-                report = chunked.decompress(codec, source, None, progress=meter)
+                report = pipeline.decompress(codec, source, None, progress=meter)
             finally:
                 meter.close()
         if not quiet:

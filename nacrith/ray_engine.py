@@ -14,9 +14,11 @@ installed on every node: an actor finds it by SHA-256 among the installed preset
 (``nacrith.models``), or at the driver's path for a custom GGUF file.
 
 Memory: a stream's symbols travel as a task argument (Ray puts large ones in its object
-store), and at most two tasks per actor are submitted or waiting for their turn, so the
-driver holds a bounded window of streams and results, never the whole input.  The CLI adds
-its own bound: one archive member (``nacrith.chunked``) at a time.
+store), and at most two tasks per actor are submitted or waiting for their turn, plus one
+looked-ahead task per actor (``nacrith.workers.Scheduler``), so the driver holds a bounded
+window of streams and results, never the whole input.  The command line keeps the next
+members' streams in flight beside the current one's (``nacrith.pipeline``), so a large input
+keeps every actor busy.
 
 Faults: an actor that dies (killed, crashed, out of memory, its node lost) is restarted by
 Ray and its task retried, up to ``retries`` times (``max_restarts``/``max_task_retries``);
@@ -42,15 +44,11 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Iterable, Iterator
-
-import numpy as np
 
 from . import fingerprint, models
-from .codec import Progress
 from .errors import EnvironmentMismatchError, MissingDependencyError, ModelNotFoundError, NacrithError, WorkerError
+from .workers import DONE, Scheduler
 from .workers import _run as run_task
-from .workers import lane_groups
 
 INSTALL = "pip install 'nacrith[ray]'"
 #: Restarts of a dead actor, and retries of the task it was running, before the job fails.
@@ -216,11 +214,12 @@ def _remote_classes(ray, threads: int, retries: int):
 # -- the driver side ------------------------------------------------------------------------
 
 
-class RayPool:
+class RayPool(Scheduler):
     """``workers`` Ray actors with ``threads`` llama.cpp threads (and CPUs) each, one model.
 
     Connects and starts its actors on first use; reusable for many archives; :meth:`close`
-    (or ``with``) ends the actors (not the cluster).
+    (or ``with``) ends the actors (not the cluster).  Tasks are handed out, given back in
+    order and looked ahead as by the local pool (:class:`nacrith.workers.Scheduler`).
     """
 
     def __init__(
@@ -233,6 +232,7 @@ class RayPool:
         local_probe=None,
     ):
         import_ray()  # fail now, before any work, if Ray is missing
+        super().__init__(workers)
         self.model_file = model_file
         #: ``numeric -> probe`` of the driver's own llama.cpp (None: actors are not compared).
         self.local_probe = local_probe
@@ -242,8 +242,11 @@ class RayPool:
         self.address = address
         self.retries = DEFAULT_RETRIES if retries is None else retries
         self._actors: list = []
+        self._free: list = []  # actors without a task
         self._tally = None
         self._issued = 0  # tasks ever submitted: their progress keys never repeat
+        self._tasks: dict = {}  # object ref -> (record, actor, progress key) of each running task
+        self._finished: list[int] = []  # progress keys whose tally entries can go
 
     def __enter__(self) -> "RayPool":
         return self
@@ -256,36 +259,14 @@ class RayPool:
         """The actor handles (none before the first task)."""
         return list(self._actors)
 
-    # -- what the codec calls ---------------------------------------------------------------
-
-    def encode_streams(self, streams: Iterable[np.ndarray], layout, numeric, progress: Progress | None) -> Iterator[list[bytes]]:
-        """Like ``Engine.encode_stream`` for each stream, in order: each stream's payloads."""
-        self._check_numerics(numeric)
-        tasks = ((("encode", layout, numeric, symbols, 1), len(symbols)) for symbols in streams)
-        return self._ordered(tasks, progress)
-
-    def decode_streams(self, streams: Iterable[list], layout, numeric, lanes: int, progress: Progress | None) -> Iterator[bytes]:
-        """Like ``Engine.decode_streams``: each stream's bytes, in order.
-
-        The streams are dealt out in groups (at most ``lanes`` each, fewer when that keeps
-        every actor busy); each actor decodes its group in lockstep.
-        """
-        self._check_numerics(numeric)
-        size, groups = lane_groups(streams, lanes, self.workers)
-        tasks = (
-            (("decode", layout, numeric, group, size), sum(bh.n_symbols for s in group for bh, _, _ in s))
-            for group in groups
-        )
-        for decoded in self._ordered(tasks, progress):
-            yield from decoded
-
-    def _check_numerics(self, numeric) -> None:
+    def _admit(self, numeric) -> None:
         """Refuse, before any stream is coded, a cluster whose actors compute other numbers than
         the driver (another llama.cpp build or CPU kernels on some node): their streams would
         make an archive that decodes nowhere, or fail to decode one."""
         if self.local_probe is None or numeric in self._checked:
             return
-        ray = self._start()
+        self._start()
+        ray = import_ray()
         want = self.local_probe(numeric)
         for probe, kernels, where in ray.get([actor.numerics.remote(numeric) for actor in self._actors]):
             if probe != want:
@@ -297,12 +278,12 @@ class RayPool:
                 )
         self._checked.add(numeric)
 
-    # -- machinery --------------------------------------------------------------------------
+    # -- the backend ------------------------------------------------------------------------
 
-    def _start(self):
+    def _start(self) -> None:
         ray = import_ray()
         if self._actors:
-            return ray
+            return
         connect(self.address)
         cpus = ray.cluster_resources().get("CPU", 0)
         if self.workers * self.threads > cpus:
@@ -319,73 +300,59 @@ class RayPool:
             coder.remote(self.model_file.sha256, str(self.model_file.path), self.threads, name, fault)
             for _ in range(self.workers)
         ]
-        return ray
+        self._free = list(self._actors)
 
-    def _ordered(self, tasks: Iterator[tuple], progress: Progress | None) -> Iterator:
-        """Run ``(task, symbols)`` pairs on the actors; yield their results in task order.
+    def _idle(self) -> list:
+        return list(self._free)
 
-        Each actor runs one task at a time, and at most two results per actor wait for their
-        turn, so the driver's memory stays bounded.
+    def _running(self) -> list:
+        return [record for record, _, _ in self._tasks.values()]
+
+    def _launch(self, actor, record) -> None:
+        key = self._issued
+        self._issued += 1
+        self._free.remove(actor)
+        self._tasks[actor.code.remote(key, record.task)] = (record, actor, key)
+        self.tasks_by_worker[self._actors.index(actor)] += 1
+
+    def _pump(self) -> None:
+        """Wait a little for a task to end; then poll the tally for the running tasks' progress.
+
+        A retried task's counts restart from zero, so the tally keeps each task's largest
+        count, and a task's exact size is credited when its result arrives: the progress
+        never overcounts.
         """
-        ray = self._start()
-        idle = list(self._actors)
-        running: dict = {}  # object ref -> (task index, progress key, actor, symbols)
-        results: dict[int, object] = {}
-        shown: dict[int, int] = {}  # symbols already on the progress bar, per running task's key
-        finished: list[int] = []  # keys whose tally entries can go
-        submitted = emitted = 0
-        exhausted = False
-        try:
-            while True:
-                while idle and not exhausted and submitted - emitted < 2 * len(self._actors):
-                    item = next(tasks, None)
-                    if item is None:
-                        exhausted = True
-                        break
-                    task, symbols = item
-                    actor, key = idle.pop(), self._issued
-                    running[actor.code.remote(key, task)] = (submitted, key, actor, symbols)
-                    shown[key] = 0
-                    submitted += 1
-                    self._issued += 1
-                while emitted in results:
-                    yield results.pop(emitted)
-                    emitted += 1
-                if exhausted and emitted == submitted:
-                    return
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=PROGRESS_INTERVAL)
-                for ref in ready:
-                    index, key, actor, symbols = running.pop(ref)
-                    results[index] = self._result(ray, ref, index)
-                    idle.append(actor)
-                    if progress and symbols > shown[key]:
-                        progress(symbols - shown[key])  # exact, whatever the tally last heard
-                    del shown[key]
-                    finished.append(key)
-                if running or finished:
-                    counts = ray.get(self._tally.take.remote(finished))
-                    finished = []
-                    for key, count in counts.items():
-                        if progress and key in shown and count > shown[key]:
-                            progress(count - shown[key])
-                            shown[key] = count
-        except GeneratorExit:  # the caller stopped early (zip() does, after the last result)
-            if running:
-                self.close()  # busy actors would delay the next job with stale work
-            raise
-        except BaseException:
-            self.close()  # an actor may be mid-task: start afresh next time
-            raise
+        ray = import_ray()
+        ready, _ = ray.wait(list(self._tasks), num_returns=1, timeout=PROGRESS_INTERVAL)
+        for ref in ready:
+            record, actor, key = self._tasks.pop(ref)
+            self._free.append(actor)
+            self._finished.append(key)
+            value, error = self._result(ray, ref, key)
+            if error is not None:
+                self._failed(record, error)
+                continue
+            record.state, record.result = DONE, value
+            record.heard = max(record.heard, record.symbols)  # exact, whatever the tally last heard
+            record.credit()
+        if self._tasks or self._finished:
+            counts = ray.get(self._tally.take.remote(self._finished))
+            self._finished = []
+            for record, _, key in self._tasks.values():
+                if counts.get(key, 0) > record.heard:
+                    record.heard = counts[key]
+                    record.credit()
 
-    def _result(self, ray, ref, index: int):
-        """A task's result, or the NacrithError that explains why there is none."""
+    def _result(self, ray, ref, index: int) -> tuple[object, NacrithError | None]:
+        """A task's result, or the NacrithError that explains why there is none (an error of
+        the coding itself, kept with its task); a dead actor is raised at once."""
         try:
-            return ray.get(ref)
+            return ray.get(ref), None
         except ray.exceptions.RayTaskError as exc:  # raised by the coding itself: not retried
             cause = getattr(exc, "cause", None)
             if isinstance(cause, NacrithError):
-                raise cause from None
-            raise WorkerError(f"a Ray worker failed on task {index}: {type(cause).__name__}: {cause}") from None
+                return None, cause
+            return None, WorkerError(f"a Ray worker failed on task {index}: {type(cause).__name__}: {cause}")
         except ray.exceptions.RayError as exc:  # the actor died, more often than it may restart
             raise WorkerError(
                 f"a Ray worker died on task {index} and still failed after {self.retries} retries "
@@ -395,6 +362,10 @@ class RayPool:
 
     def close(self) -> None:
         """End the actors (a later job starts new ones); the cluster itself stays up."""
+        self._forget_records()
+        self._tasks.clear()
+        self._finished = []
+        self._free = []
         actors, self._actors = self._actors + ([self._tally] if self._tally else []), []
         self._tally = None
         if not actors:
