@@ -59,7 +59,9 @@ def ablation(
     numeric: NumericConfig = NumericConfig(),
     progress: Callable[[int], None] | None = None,
 ) -> list[AblationRow]:
-    """Size and speed of each ensemble variant on ``data`` (model-coded, mode 0)."""
+    """Size and speed of each ensemble variant on ``data`` (model-coded, mode 0), streams
+    coded as one segment each (``layout.segments`` is ignored)."""
+    layout = layout.replace(segments=1)
     layouts = [dataclasses.replace(layout, ensemble=config).check() for _, config in steps]
     with engine.lock:
         symbols = engine.tokenizer.encode(data)

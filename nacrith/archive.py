@@ -98,11 +98,12 @@ def compress(
 
 def effective_layout(layout: Layout, size: int) -> Layout:
     """The layout a ``size``-byte input is coded with: ``layout``, checked, without the
-    default ensemble below ``codec.ENSEMBLE_MIN_BYTES`` (see :func:`compress`)."""
+    default ensemble below ``codec.ENSEMBLE_MIN_BYTES`` (see :func:`compress`), and with no
+    more segments than the input's size warrants (``codec.for_input``)."""
     layout.check()
     if size < codec.ENSEMBLE_MIN_BYTES and layout.ensemble == DEFAULT_ENSEMBLE:
         layout = dataclasses.replace(layout, ensemble=LLM_ONLY)
-    return layout
+    return codec.for_input(layout, size)
 
 
 def model_member(

@@ -26,7 +26,7 @@ import warnings
 import click
 
 from . import __version__, api, benchcli, bench_report, chunked, explain, fileio, filejobs, models
-from .codec import DEFAULT_LANES, Layout
+from .codec import DEFAULT_LANES, MAX_SEGMENTS, Layout
 from .ensemble import LLM_ONLY
 from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, NacrithError, NacrithWarning, exit_status_table
 from .fileio import (
@@ -52,7 +52,7 @@ _CLUSTER_FLAGS = set("dzltcfkqv")  # short flags without a value that may be com
 _VALUE_OPTIONS = {
     "-o", "--output", "--model", "-T", "--threads", "--lanes",
     "--block-tokens", "--stream-tokens", "--window", "--slide", "--sinks", "--workers", "--chunk-bytes",
-    "--engine", "--address", "--ensemble",
+    "--engine", "--address", "--ensemble", "--segments",
 }
 
 
@@ -171,7 +171,7 @@ def _codec(model: str | None, layout: Layout, execution: api.Execution, native: 
     return api.Codec(model, layout=layout, execution=execution, loaded=_loaded, native=native)
 
 
-_LAYOUT_NAMES = ("block_tokens", "stream_tokens", "window", "slide", "sinks", "ensemble")
+_LAYOUT_NAMES = ("block_tokens", "stream_tokens", "window", "slide", "sinks", "ensemble", "segments")
 _EXECUTION_NAMES = ("threads", "lanes", "workers", "engine", "address")
 
 
@@ -189,9 +189,12 @@ def _settings(command):
     return run
 
 
-def _layout(block_tokens, stream_tokens, window, slide, sinks, ensemble) -> Layout:
+def _layout(block_tokens, stream_tokens, window, slide, sinks, ensemble, segments) -> Layout:
     """The layout options as a checked Layout (bad combinations are usage errors)."""
     default = Layout()
+    if segments is None:
+        # Segments need one block per stream: smaller blocks asked for mean one segment.
+        segments = default.segments if block_tokens is None else 1
     try:
         return Layout(
             block_tokens or None,  # None: one block per stream
@@ -200,6 +203,7 @@ def _layout(block_tokens, stream_tokens, window, slide, sinks, ensemble) -> Layo
             default.slide if slide is None else slide,
             default.sinks if sinks is None else sinks,
             LLM_ONLY if ensemble == "off" else default.ensemble,
+            segments,
         ).check(click.BadParameter)
     except click.BadParameter as exc:
         raise click.UsageError(str(exc)) from None
@@ -233,6 +237,10 @@ _LAYOUT_OPTIONS = [
                  help=f"Tokens dropped from the window when it is full [{_D.slide}]."),
     click.option("--sinks", type=click.IntRange(min=0), metavar="N",
                  help=f"First tokens of a stream never dropped (attention sinks) [{_D.sinks}]."),
+    click.option("--segments", type=click.IntRange(1, MAX_SEGMENTS), metavar="K",
+                 help="Parts of each stream coded side by side, each with its own model context and all "
+                      f"sharing the online models: K tokens per llama.cpp call when decoding [{_D.segments}; "
+                      "1 with --block-tokens]."),
     click.option("--ensemble", type=click.Choice(["on", "off"]),
                  help="Mix the LLM with the online n-gram, bias-head and match models (on), or use the LLM alone "
                       "(off: a few % larger, a few % faster) [on]."),

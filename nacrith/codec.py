@@ -85,6 +85,8 @@ ENCODER_BATCH = 128
 # Segments per stream (see the module doc); 1 codes a stream as one sequence.
 DEFAULT_SEGMENTS = 1
 MAX_SEGMENTS = container.MAX_SEGMENTS
+# Input bytes per segment, at least (see for_input).
+SEGMENT_MIN_BYTES = 16384
 ESCAPE_BITS = 8
 # Below this many input bytes the default ensemble is not used (an encoder-only choice: the
 # header says what was used).  Measured on alice29.txt's start: -1.2 % payload after 800
@@ -182,6 +184,20 @@ def segment_bounds(n_symbols: int, segments: int) -> list[int]:
     differ by at most one."""
     k = max(1, min(segments, n_symbols))
     return [n_symbols * s // k for s in range(k + 1)]
+
+
+def for_input(layout: Layout, size: int) -> Layout:
+    """``layout`` as an input of ``size`` bytes is coded with it: at most one segment per
+    ``SEGMENT_MIN_BYTES`` (an encoder-only choice: the header records the segments used).
+
+    Each segment after the first costs the LLM a cold start (module doc), about 25 bytes of
+    archive: worth it only where the segments are long enough to matter for decoding time.
+    """
+    if layout.segments > 1:
+        segments = max(1, min(layout.segments, size // SEGMENT_MIN_BYTES))
+        if segments != layout.segments:
+            layout = dataclasses.replace(layout, segments=segments)
+    return layout
 
 
 def _cpu_times() -> tuple[int, int] | None:

@@ -90,8 +90,11 @@ def token_records(
     on_total: Callable[[int], None] | None = None,
 ) -> list[TokenRecord]:
     """Per symbol of ``data``: byte span, the coder's bits, the ``top`` alternatives and the
-    probability each predictor gave the symbol, as the encoder with ``layout`` codes it."""
-    layout.check()
+    probability each predictor gave the symbol, as the encoder with ``layout`` codes it.
+
+    Streams are explained as one segment each (``layout.segments`` is ignored): with more,
+    the costs differ only near each segment's start, where the LLM starts cold."""
+    layout = layout.replace(segments=1).check()
     tokenizer = engine.tokenizer
     records: list[TokenRecord] = []
     work = np.empty(engine.n_vocab, dtype=np.float64)
