@@ -16,19 +16,23 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import time
 from pathlib import Path
 
 # OpenMP worker threads wait at a barrier after every operation of the graph.  Measured here
 # (2 cores, one-token decodes): OMP_WAIT_POLICY=PASSIVE (sleep at once) fell from 85 to 18
 # tokens/s with 2 threads; unbounded spinning against another busy process fell to 2 tokens/s.
-# A short spin keeps barriers fast and yields the core soon when it is needed elsewhere; the
-# thread count itself defaults to the free cores (nacrith.codec.default_threads).  This must
-# be set before the OpenMP runtime starts, i.e. before llama.cpp's library is loaded.
+# A short spin keeps barriers fast and yields the core soon when it is needed elsewhere.  No
+# wait policy survives another process holding one of our threads' cores, though: the thread
+# count adapts to that (nacrith.threads.ThreadGovernor).  This must be set before the OpenMP
+# runtime starts, i.e. before llama.cpp's library is loaded.
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
 import numpy as np  # noqa: E402
 import llama_cpp as _lib  # noqa: E402  (the ctypes bindings; `Llama` itself is never used)
+
+from ..threads import ThreadGovernor, adaptive_enabled  # noqa: E402
 
 GGML_TYPE_F16 = _lib.GGML_TYPE_F16
 GGML_TYPE_Q8_0 = _lib.GGML_TYPE_Q8_0
@@ -138,7 +142,10 @@ class LlamaContext:
     """One llama.cpp inference context: a KV cache of ``n_ctx`` positions for ``n_seq`` sequences.
 
     The numeric configuration (flash attention, K/V types) is fixed at creation; it is part of
-    what the archive header records, because it changes the logits.
+    what the archive header records, because it changes the logits.  The thread count is not:
+    ``n_threads`` is the most it runs, and each ``llama_decode`` may run fewer when the machine
+    is busy (:class:`nacrith.threads.ThreadGovernor`; ``adaptive=False`` or
+    ``NACRITH_ADAPTIVE_THREADS=0``: always ``n_threads``).
     """
 
     def __init__(
@@ -152,6 +159,7 @@ class LlamaContext:
         flash_attn: bool = True,
         type_k: int = GGML_TYPE_Q8_0,
         type_v: int = GGML_TYPE_Q8_0,
+        adaptive: bool | None = None,
     ):
         self.model = model
         self.n_vocab = model.n_vocab
@@ -186,6 +194,10 @@ class LlamaContext:
         self.n_batch = n_batch
         self._mem = _lib.llama_get_memory(self._ctx)
         self._batch = _lib.llama_batch_init(n_batch, 0, n_seq)
+        self.threads = n_threads  # the count llama.cpp runs now
+        if adaptive is None:
+            adaptive = adaptive_enabled()
+        self.governor = ThreadGovernor(n_threads) if adaptive and n_threads > 1 else None
 
     def close(self) -> None:
         if getattr(self, "_ctx", None) and _lib is not None:
@@ -199,7 +211,28 @@ class LlamaContext:
     __del__ = close
 
     def set_threads(self, n_threads: int) -> None:
-        _lib.llama_set_n_threads(self._ctx, n_threads, n_threads)
+        """Run exactly ``n_threads`` from now on (no adaptation)."""
+        self.governor = None
+        self._set_threads(n_threads)
+
+    def _set_threads(self, n_threads: int) -> None:
+        if n_threads != self.threads:
+            _lib.llama_set_n_threads(self._ctx, n_threads, n_threads)
+            self.threads = n_threads
+
+    def _decode(self, b, n_out: int) -> None:
+        """``llama_decode`` of the batch ``b``, with the thread count the governor chooses."""
+        g = self.governor
+        if g is None:
+            rc = _lib.llama_decode(self._ctx, b)
+        else:
+            shape = (b.n_tokens, n_out)
+            self._set_threads(g.threads_for(shape))
+            start = time.perf_counter()
+            rc = _lib.llama_decode(self._ctx, b)
+            g.record(shape, self.threads, time.perf_counter() - start)
+        if rc != 0:
+            raise NativeError(f"llama_decode failed with code {rc}")
 
     def clear(self) -> None:
         """Forget every sequence (start of a new block)."""
@@ -235,9 +268,7 @@ class LlamaContext:
             b.n_seq_id[i] = 1
             b.seq_id[i][0] = int(seqs[i])
             b.logits[i] = 1
-        rc = _lib.llama_decode(self._ctx, b)
-        if rc != 0:
-            raise NativeError(f"llama_decode failed with code {rc}")
+        self._decode(b, n)
         ptr = _lib.llama_get_logits(self._ctx)
         return np.ctypeslib.as_array(ptr, shape=(n, self.n_vocab)).copy()
 
@@ -262,10 +293,8 @@ class LlamaContext:
             b.n_seq_id[i] = 1
             b.seq_id[i][0] = seq
             b.logits[i] = 1 if i >= logits_from else 0
-        rc = _lib.llama_decode(self._ctx, b)
-        if rc != 0:
-            raise NativeError(f"llama_decode failed with code {rc}")
         n_out = n - logits_from
+        self._decode(b, n_out)
         if n_out == 0:
             return np.empty((0, self.n_vocab), dtype=np.float32)
         ptr = _lib.llama_get_logits(self._ctx)

@@ -3,7 +3,18 @@
 Usage: python tests/bench/profile_speed.py FILE [MAX_BYTES] [THREADS]
 
 Prints, for the first MAX_BYTES bytes of FILE (default 20,000) and THREADS llama.cpp threads
-(default 2), tokens/s of
+(default: nacrith's default, every core this process may use), first a summary:
+
+* compression and decompression end to end (``nacrith.Codec`` with the default layout and
+  execution, the thread count adapting as it does by default; symbols/s, and the calls per
+  thread count it ran), each beside the model's own ceiling at the working window (the
+  window full, logits copied out, nothing coded, the best of each thread count the adaptive
+  count may take, i.e. THREADS halved down to 1) and their ratio:
+  compression against one batch of ``n_batch`` tokens, decompression against one token per
+  sequence per ``llama_decode`` for the sequences the default decoder runs at once (streams
+  in lanes times ``Layout().segments``), also shown for 1 sequence;
+
+then tokens/s of
 
 * the encoder's model work alone: batched evaluation of one stream with the default window,
   slides and numeric settings (``Engine.stream_rows``), logits copied out, nothing coded;
@@ -25,13 +36,15 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from nacrith import models  # noqa: E402
-from nacrith.codec import Engine, Layout, NumericConfig  # noqa: E402
+import nacrith  # noqa: E402
+from nacrith import models, threads as nthreads  # noqa: E402
+from nacrith.codec import DEFAULT_LANES, Layout, NumericConfig  # noqa: E402
 from nacrith.coder import ArithmeticEncoder  # noqa: E402
 
 
@@ -43,16 +56,99 @@ def _fill(ctx, tokens: np.ndarray, end: int, seq: int = 0) -> None:
         ctx.decode(prefix[s : s + n], s, seq, logits_from=n)
 
 
+def _counts(threads: int) -> list[int]:
+    return nthreads.ThreadGovernor(threads).levels  # the counts the adaptive decoder may run
+
+
+def _one_token_ceiling(engine, layout, numeric, tokens, seqs: int) -> tuple[float, int]:
+    """(tokens/s, threads) of one token per sequence per call, ``seqs`` sequences, at the
+    window's end: the best of two runs with each thread count the defaults may choose."""
+    ctx = engine.context(layout.window, numeric, lanes=seqs)
+    steps = 64
+    first = layout.window - steps
+    best = (0.0, 0)
+    for t in _counts(engine.threads) * 2:
+        ctx.set_threads(t)
+        ctx.clear()
+        for seq in range(seqs):
+            _fill(ctx, tokens, first, seq)
+        start = time.perf_counter()
+        for i in range(steps):
+            tok = int(tokens[(first + i) % len(tokens)])
+            ctx.decode_multi([tok] * seqs, [first + i] * seqs, list(range(seqs)))
+        best = max(best, (seqs * steps / (time.perf_counter() - start), t))
+    return best
+
+
+def _batched_ceiling(engine, layout, numeric, tokens) -> tuple[int, float, int]:
+    """(n_batch, tokens/s, threads) of one full batch ending at the window's end, the best of
+    three with each thread count the defaults may choose."""
+    ctx = engine.context(layout.window, numeric)
+    n_batch = ctx.n_batch
+    first = layout.window - n_batch
+    filler = np.resize(tokens, layout.window)
+    best = (0.0, 0)
+    for t in _counts(engine.threads) * 3:
+        ctx.set_threads(t)
+        ctx.clear()
+        _fill(ctx, tokens, first)
+        start = time.perf_counter()
+        ctx.decode(filler[first : first + n_batch], first)
+        best = max(best, (n_batch / (time.perf_counter() - start), t))
+    return (n_batch, *best)
+
+
+def summary(path: str, data: bytes, threads: int):
+    """End-to-end speeds with the defaults beside the model's ceilings (see the module doc)."""
+    codec = nacrith.Codec(threads=threads)
+    engine = codec.engine(models.resolve(None))
+    layout, numeric = codec.layout, NumericConfig()
+    segments = getattr(layout, "segments", 1)
+    codec.decompress(codec.compress(data[:200], fallback=False))  # warm up: contexts, compiled code
+    used = Counter(nthreads.stats())
+    start = time.perf_counter()
+    blob = codec.compress(data, fallback=False)
+    comp_s = time.perf_counter() - start
+    comp_used = Counter(nthreads.stats()) - used
+    info = codec.info(blob)
+    n = sum(i.total_symbols for i in info)
+    used = Counter(nthreads.stats())
+    start = time.perf_counter()
+    assert codec.decompress(blob) == data
+    dec_s = time.perf_counter() - start
+    dec_used = Counter(nthreads.stats()) - used
+    streams = sum(-(-i.total_symbols // layout.stream_tokens) for i in info)
+    seqs = min(streams, DEFAULT_LANES) * segments
+
+    tokens = engine.llm_tokens(engine.tokenizer.encode(data))
+    n_batch, batched, batched_t = _batched_ceiling(engine, layout, numeric, tokens)
+    one, one_t = _one_token_ceiling(engine, layout, numeric, tokens, 1)
+    many, many_t = _one_token_ceiling(engine, layout, numeric, tokens, seqs) if seqs > 1 else (one, one_t)
+    comp, dec = n / comp_s, n / dec_s
+    print(f"{path}: first {len(data)} bytes, {n} symbols, {len(blob)} bytes compressed, window {layout.window}, "
+          f"{threads} thread(s) at most, {streams} stream(s) x {segments} segment(s): "
+          f"{seqs} sequence(s) per decoder call")
+    print(f"  compress:    {comp:7.1f} symbols/s = {comp / batched:4.2f} x the batched ceiling "
+          f"({n_batch} tokens per call: {batched:6.1f} tokens/s with {batched_t} thread(s)); "
+          f"calls per thread count {dict(sorted(comp_used.items()))}")
+    print(f"  decompress:  {dec:7.1f} symbols/s = {dec / many:4.2f} x the one-token ceiling of {seqs} "
+          f"sequence(s) ({many:6.1f} tokens/s with {many_t} thread(s); 1 sequence: {one:6.1f} with {one_t}); "
+          f"calls per thread count {dict(sorted(dec_used.items()))}")
+    return engine
+
+
 def main() -> None:
     path = sys.argv[1]
     max_bytes = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
-    threads = int(sys.argv[3]) if len(sys.argv) > 3 else 2
-    engine = Engine(models.resolve(None), threads=threads)
-    symbols = engine.tokenizer.encode(Path(path).read_bytes()[:max_bytes])
+    threads = int(sys.argv[3]) if len(sys.argv) > 3 else nthreads.default_threads()
+    data = Path(path).read_bytes()[:max_bytes]
+    engine = summary(path, data, threads)
+    symbols = engine.tokenizer.encode(data)
     layout, numeric = Layout(), NumericConfig()
     ctx = engine.context(layout.window, numeric)
+    ctx.set_threads(threads)  # the parts below are measured at a fixed count
     n = len(symbols)
-    print(f"{path}: first {max_bytes} bytes, {n} symbols, {threads} thread(s), window {layout.window}")
+    print(f"parts: {n} symbols, {threads} thread(s), window {layout.window}")
 
     list(engine.stream_rows(ctx, symbols[:64], layout))  # warm up
     rows = np.empty((n, engine.n_vocab), dtype=np.float32)
@@ -76,6 +172,7 @@ def main() -> None:
     tokens = engine.llm_tokens(symbols)
     for lanes in (1, 2, 4, 8):
         ctx = engine.context(layout.window, numeric, lanes=lanes)
+        ctx.set_threads(threads)
         ctx.clear()
         for seq in range(lanes):
             _fill(ctx, tokens, 768, seq)
@@ -88,6 +185,7 @@ def main() -> None:
         print(f"  decoder model work, {lanes} stream(s): {lanes * steps / dec_s:7.1f} tokens/s")
 
     ctx = engine.context(layout.window, numeric)
+    ctx.set_threads(threads)
     n_batch = ctx.n_batch
     filler = np.resize(tokens, layout.window)
     for first in (0, layout.window - n_batch):
