@@ -192,9 +192,6 @@ def _settings(command):
 def _layout(block_tokens, stream_tokens, window, slide, sinks, ensemble, segments) -> Layout:
     """The layout options as a checked Layout (bad combinations are usage errors)."""
     default = Layout()
-    if segments is None:
-        # Segments need one block per stream: smaller blocks asked for mean one segment.
-        segments = default.segments if block_tokens is None else 1
     try:
         return Layout(
             block_tokens or None,  # None: one block per stream
@@ -203,7 +200,7 @@ def _layout(block_tokens, stream_tokens, window, slide, sinks, ensemble, segment
             default.slide if slide is None else slide,
             default.sinks if sinks is None else sinks,
             LLM_ONLY if ensemble == "off" else default.ensemble,
-            segments,
+            segments,  # None: the default for these blocks (one segment with smaller blocks)
         ).check(click.BadParameter)
     except click.BadParameter as exc:
         raise click.UsageError(str(exc)) from None

@@ -82,8 +82,11 @@ DEFAULT_SINKS = 4
 DEFAULT_LANES = 8
 # Encoder batch (speed only: batched logits equal one-token logits in our configuration).
 ENCODER_BATCH = 128
-# Segments per stream (see the module doc); 1 codes a stream as one sequence.
-DEFAULT_SEGMENTS = 1
+# Segments per stream (see the module doc; 1 codes a stream as one sequence), at most one per
+# SEGMENT_MIN_BYTES of input (for_input).  Eight: 8 lanes decode at 105-152 tokens/s of model
+# work here against 73-95 for one (DEFAULT_LANES), and each extra segment costs about 25-35
+# bytes (tests/bench/segments.py, docs/results.md).
+DEFAULT_SEGMENTS = 8
 MAX_SEGMENTS = container.MAX_SEGMENTS
 # Input bytes per segment, at least (see for_input).
 SEGMENT_MIN_BYTES = 16384
@@ -111,17 +114,26 @@ class Layout:
     sinks: int = DEFAULT_SINKS
     #: The online models mixed with the LLM (``ensemble.LLM_ONLY``: none).
     ensemble: EnsembleConfig = DEFAULT_ENSEMBLE
-    #: Segments each stream is coded in, side by side (module doc); needs one block per stream.
-    segments: int = DEFAULT_SEGMENTS
+    #: Segments each stream is coded in, side by side (module doc); they need one block per
+    #: stream.  None (the default): ``DEFAULT_SEGMENTS`` with one block per stream, else 1.
+    segments: int | None = None
 
     def __post_init__(self) -> None:
         if self.block_tokens is None:
             object.__setattr__(self, "block_tokens", default_block_tokens(self.stream_tokens))
+        if self.segments is None:
+            object.__setattr__(self, "segments", self._default_segments())
+
+    def _default_segments(self) -> int:
+        return DEFAULT_SEGMENTS if self.block_tokens == self.stream_tokens else 1
 
     def replace(self, **changes) -> "Layout":
-        """A copy with ``changes``; one block per stream stays so when only the stream length changes."""
+        """A copy with ``changes``; one block per stream stays so when only the stream length
+        changes, and default segments stay the default for the new blocks."""
         if "stream_tokens" in changes and "block_tokens" not in changes and self.block_tokens == self.stream_tokens:
             changes["block_tokens"] = None
+        if "segments" not in changes and self.segments == self._default_segments():
+            changes["segments"] = None
         return dataclasses.replace(self, **changes)
 
     def check(self, error: type[Exception] = ValueError) -> "Layout":
@@ -187,13 +199,14 @@ def segment_bounds(n_symbols: int, segments: int) -> list[int]:
 
 
 def for_input(layout: Layout, size: int) -> Layout:
-    """``layout`` as an input of ``size`` bytes is coded with it: at most one segment per
-    ``SEGMENT_MIN_BYTES`` (an encoder-only choice: the header records the segments used).
+    """``layout`` as an input of ``size`` bytes is coded with it: the default segments become
+    at most one per ``SEGMENT_MIN_BYTES`` (an encoder-only choice: the header records the
+    segments used; another count asked for is kept).
 
-    Each segment after the first costs the LLM a cold start (module doc), about 25 bytes of
+    Each segment after the first costs the LLM a cold start (module doc), about 25-35 bytes of
     archive: worth it only where the segments are long enough to matter for decoding time.
     """
-    if layout.segments > 1:
+    if layout.segments == DEFAULT_SEGMENTS > 1:
         segments = max(1, min(layout.segments, size // SEGMENT_MIN_BYTES))
         if segments != layout.segments:
             layout = dataclasses.replace(layout, segments=segments)

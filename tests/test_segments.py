@@ -181,3 +181,28 @@ def test_archive_with_too_many_segments_is_refused(codec):
     object.__setattr__(params, "segments", MAX_SEGMENTS + 1)  # past CodecParams' own check
     with pytest.raises(FormatError, match="segments must be in 1..64"):
         codec.decompress(_reframed(codec.compress(TEXT, fallback=False, segments=2, **SMALL), params))
+
+
+def test_default_segments_follow_the_blocks_and_the_input_size():
+    from nacrith.codec import DEFAULT_SEGMENTS, SEGMENT_MIN_BYTES, for_input
+
+    assert DEFAULT_SEGMENTS > 1 and Layout().segments == DEFAULT_SEGMENTS
+    small_blocks = Layout(block_tokens=64, stream_tokens=128)
+    assert small_blocks.segments == 1  # segments need one block per stream
+    assert Layout().replace(block_tokens=64, stream_tokens=128).segments == 1
+    assert small_blocks.replace(block_tokens=None).segments == DEFAULT_SEGMENTS
+    assert Layout(segments=3).replace(window=512).segments == 3
+    # The default count shrinks to one segment per SEGMENT_MIN_BYTES; another count is kept.
+    assert for_input(Layout(), 0).segments == 1
+    assert for_input(Layout(), 3 * SEGMENT_MIN_BYTES + 5).segments == 3
+    assert for_input(Layout(), 100 * SEGMENT_MIN_BYTES).segments == DEFAULT_SEGMENTS
+    assert for_input(Layout(segments=3), 10).segments == 3
+
+
+def test_compress_uses_the_default_segments_a_large_input_warrants(codec, monkeypatch):
+    from nacrith import archive, codec as codec_module
+
+    monkeypatch.setattr(codec_module, "SEGMENT_MIN_BYTES", len(TEXT) // 2)  # so that TEXT gets 2
+    assert archive.effective_layout(Layout(), len(TEXT)).segments == 2
+    packed = codec.compress(TEXT, fallback=False, **SMALL)
+    assert _params(packed).segments == 2 and codec.decompress(packed) == TEXT
