@@ -89,7 +89,7 @@ class ThreadGovernor:
 
     WINDOW = 8  # recent calls at the current count whose median is its time
     REFRESH = 64  # calls at the current count between measurements of the next lower count
-    FIRST = 8  # calls of a new shape before its first such measurement
+    FIRST = 3  # calls of a new shape before its first such measurement
     BURST = 3  # calls per measurement of another count (their median is its time)
     COLLAPSE = 3.0  # median of the last 4 calls this many times the best: measure lower at once
     MARGIN = 0.95  # another count must take at most this fraction of the time to be chosen
@@ -143,7 +143,10 @@ class ThreadGovernor:
             self.best[key] = seconds
         if self.probe is not None and self.probe[1] == shape and self.probe[0] == threads:
             self.probe[2].append(seconds)
-            if len(self.probe[2]) >= self.BURST:
+            recent = self._recent(shape, self.current)
+            # A higher count that has collapsed costs many calls' time per call: one is enough.
+            hopeless = threads > self.current and recent and seconds > 2 * statistics.median(recent)
+            if len(self.probe[2]) >= self.BURST or hopeless:
                 self._judge()
             return
         if threads != self.current:

@@ -17,7 +17,10 @@ about 1.0 of what one core gives beside the hog and 0.5 in the pair (both on 2 c
 thread count is nacrith's default unless ``--threads`` is given; environment variables
 (``GOMP_SPINCOUNT``, ``NACRITH_ADAPTIVE_THREADS``) pass through to the processes.  The load
 average before each round is printed, because on a shared machine other work skews every
-figure: repeat (``--repeat``) and compare rounds.
+figure: repeat (``--repeat``) and compare rounds.  "others" is the cores that processes
+outside the run kept busy on average from its start (model loads included) to its end: the
+machine's busy time less the run's own.  ``--wait-quiet S`` waits up
+to S seconds before each run for an idle machine.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -47,6 +51,11 @@ def worker(archive: str, warm: str, seconds: float, threads: int, op: str, sourc
     blob, warm_blob = Path(archive).read_bytes(), Path(warm).read_bytes()
     text = Path(source).read_bytes() if op == "compress" else b""
     codec.decompress(warm_blob)  # model, context and compiled code ready before the clock runs
+    try:
+        from nacrith import threads as _threads  # calls per thread count, where nacrith adapts it
+    except ImportError:
+        _threads = None
+    before = _threads.stats() if _threads else {}
     print("ready", flush=True)
     sys.stdin.readline()
     done = 0
@@ -70,12 +79,9 @@ def worker(archive: str, warm: str, seconds: float, threads: int, op: str, sourc
     elapsed = time.perf_counter() - start
     eng = next(iter(codec.loaded._engines.values()), None) if hasattr(codec.loaded, "_engines") else None
     report = {"symbols": done, "seconds": elapsed, "threads": getattr(eng, "threads", threads)}
-    try:
-        from nacrith import threads as _threads  # calls per thread count, where nacrith adapts it
-
-        report["thread_stats"] = _threads.stats()
-    except ImportError:
-        pass
+    if _threads:
+        after = _threads.stats()
+        report["thread_stats"] = {t: n - before.get(t, 0) for t, n in after.items() if n > before.get(t, 0)}
     print(json.dumps(report), flush=True)
 
 
@@ -118,6 +124,31 @@ def run(n: int, hog: bool, args, archive: str, warm: str, source: str) -> list[d
                 p.kill()
 
 
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all processes), from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def wait_quiet(limit: float) -> float:
+    """Wait up to ``limit`` seconds for two seconds in a row with under 0.2 cores busy; the
+    cores busy in the last second."""
+    deadline, calm, busy = time.monotonic() + limit, 0, 0.0
+    while True:
+        before = _busy_seconds()
+        time.sleep(1.0)
+        busy = _busy_seconds() - before
+        calm = calm + 1 if busy < 0.2 else 0
+        if calm >= 2 or time.monotonic() >= deadline:
+            return busy
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("file")
@@ -127,6 +158,8 @@ def main() -> None:
     ap.add_argument("--op", choices=("decompress", "compress"), default="decompress")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--scenarios", default="quiet,hog,pair")
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                    help="before each run, wait up to S seconds for the machine to be idle")
     ap.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args() if "--worker" not in sys.argv else None
     if args is None:
@@ -153,15 +186,20 @@ def main() -> None:
         for r in range(args.repeat):
             quiet = None
             for name in scenarios:
+                if args.wait_quiet:
+                    wait_quiet(args.wait_quiet)
                 load = os.getloadavg()[0]
                 n, hog = {"quiet": (1, False), "hog": (1, True), "pair": (2, False)}[name]
+                busy, mine, wall = _busy_seconds(), _children_seconds(), time.monotonic()
                 results = run(n, hog, args, archive, warm, source)
+                # Cores kept busy by processes other than this run's (other users' work).
+                others = ((_busy_seconds() - busy) - (_children_seconds() - mine)) / (time.monotonic() - wall)
                 rates = [x["symbols"] / x["seconds"] for x in results]
                 if name == "quiet":
                     quiet = rates[0]
                 ratio = " ".join(f"{v / quiet:.2f}" for v in rates) if quiet else "-"
                 stats = [x.get("thread_stats") for x in results if x.get("thread_stats")]
-                print(f"  round {r + 1} {name:5s} load {load:4.2f}: "
+                print(f"  round {r + 1} {name:5s} load {load:4.2f}, others {max(0.0, others):4.2f} cores: "
                       + " ".join(f"{v:6.1f}" for v in rates)
                       + f" symbols/s, ratio to quiet {ratio}, threads {[x['threads'] for x in results]}"
                       + (f" {stats}" if stats else ""), flush=True)

@@ -12,7 +12,7 @@ Prints, for the first MAX_BYTES bytes of FILE (default 20,000) and THREADS llama
   count may take, i.e. THREADS halved down to 1) and their ratio:
   compression against one batch of ``n_batch`` tokens, decompression against one token per
   sequence per ``llama_decode`` for the sequences the default decoder runs at once (streams
-  in lanes times ``Layout().segments``), also shown for 1 sequence;
+  in lanes times the segments the header records), also shown for 1 sequence;
 
 then tokens/s of
 
@@ -103,7 +103,6 @@ def summary(path: str, data: bytes, threads: int):
     codec = nacrith.Codec(threads=threads)
     engine = codec.engine(models.resolve(None))
     layout, numeric = codec.layout, NumericConfig()
-    segments = getattr(layout, "segments", 1)
     codec.decompress(codec.compress(data[:200], fallback=False))  # warm up: contexts, compiled code
     used = Counter(nthreads.stats())
     start = time.perf_counter()
@@ -118,6 +117,8 @@ def summary(path: str, data: bytes, threads: int):
     dec_s = time.perf_counter() - start
     dec_used = Counter(nthreads.stats()) - used
     streams = sum(-(-i.total_symbols // layout.stream_tokens) for i in info)
+    # The segments the encoder chose for this input (recorded in the header; 1 before segments).
+    segments = max((getattr(i.header.params, "segments", 1) for i in info if i.header.params), default=1)
     seqs = min(streams, DEFAULT_LANES) * segments
 
     tokens = engine.llm_tokens(engine.tokenizer.encode(data))
