@@ -35,8 +35,9 @@ ENGINES = ("local", "ray")
 class Execution:
     """How the work is run: settings that change the speed, never the archive.
 
-    ``threads``: llama.cpp threads in all, shared by the workers (None: the free cores; with
-    ``engine="ray"``, per Ray actor, None meaning 1).  ``lanes``: streams decoded together in
+    ``threads``: llama.cpp threads in all, shared by the workers (None: every core this
+    process may use, :func:`nacrith.threads.default_threads`; with ``engine="ray"``, per Ray
+    actor, None meaning 1).  ``lanes``: streams decoded together in
     one model call.  ``workers``: processes that code whole streams, each with its own model
     (:mod:`nacrith.workers`), or Ray actors with ``engine="ray"``.  ``address``: the Ray
     cluster's (None: $RAY_ADDRESS, else a new local one; see :mod:`nacrith.ray_engine`).

@@ -220,7 +220,7 @@ _model_option = click.option(
     f"{models.DEFAULT_MODEL}; when decompressing, the model recorded in the archive.",
 )
 _threads_option = click.option(
-    "-T", "--threads", type=click.IntRange(min=1), metavar="N", help="llama.cpp threads (default: free cores)."
+    "-T", "--threads", type=click.IntRange(min=1), metavar="N", help="llama.cpp threads (default: every available core; fewer while others compete for them)."
 )
 _D = Layout()
 _LAYOUT_OPTIONS = [

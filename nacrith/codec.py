@@ -39,7 +39,6 @@ import contextlib
 import dataclasses
 import os
 import threading
-import time
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -47,6 +46,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from . import cdf, container, fingerprint, models
+from .threads import default_threads
 from .ensemble import DEFAULT_ENSEMBLE, LLM_ONLY, EnsembleConfig, EnsembleState
 from .coder import ArithmeticDecoder, ArithmeticEncoder
 from .container import CodecParams
@@ -213,38 +213,6 @@ def for_input(layout: Layout, size: int) -> Layout:
     return layout
 
 
-def _cpu_times() -> tuple[int, int] | None:
-    """(idle, total) jiffies of all CPUs since boot, from /proc/stat (Linux)."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields[:8])
-
-
-def default_threads(sample_seconds: float = 0.2) -> int:
-    """llama.cpp threads that will not oversubscribe the machine.
-
-    More threads than free cores makes OpenMP workers fight and ran 10-50x slower here, so we
-    take the cores this process may use, times the fraction of CPU time that was idle over a
-    short sample (the load average lags by a minute), and at least one.
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    before = _cpu_times()
-    if before is None:  # pragma: no cover - no /proc
-        return max(1, cores - int(os.getloadavg()[0] + 0.5))
-    time.sleep(sample_seconds)
-    after = _cpu_times()
-    idle, total = after[0] - before[0], after[1] - before[1]
-    machine = os.cpu_count() or cores
-    free = machine * idle / total if total > 0 else cores
-    return max(1, min(cores, int(free + 0.25)))
-
-
 @dataclass(frozen=True)
 class NumericConfig:
     """The llama.cpp settings that change logits, recorded in every archive.
@@ -385,7 +353,7 @@ class Engine:
         from .native import BACKEND, LlamaModel
 
         self.model_file = model_file
-        self.threads = threads or default_threads()
+        self.threads = threads or default_threads()  # every available core (nacrith.threads)
         self.backend = BACKEND
         self.model = LlamaModel(model_file.path)
         self.tokenizer = Tokenizer(self.model)

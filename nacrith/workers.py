@@ -12,7 +12,7 @@ so every worker is a fresh interpreter that loads the model once and then codes 
 after stream.
 
 Thread budget: the pool is given the total number of llama.cpp threads (``-T``, else
-:func:`nacrith.codec.default_threads`).  Each of its ``n`` workers runs ``total // n``
+:func:`nacrith.threads.default_threads`).  Each of its ``n`` workers runs ``total // n``
 threads, and ``n`` is at most ``total``, so the workers together never run more threads
 than the budget (see :func:`plan`).
 
