@@ -14,7 +14,8 @@ Prints, for the first MAX_BYTES bytes of FILE (default 20,000) and THREADS llama
   sequence per ``llama_decode`` for the sequences the default decoder runs at once (streams
   in lanes times the segments the header records), also shown for 1 sequence;
 
-then tokens/s of
+("other processes": the cores the rest of the machine kept busy meanwhile; on a shared
+machine a speed means little without it), then tokens/s of
 
 * the encoder's model work alone: batched evaluation of one stream with the default window,
   slides and numeric settings (``Engine.stream_rows``), logits copied out, nothing coded;
@@ -34,6 +35,8 @@ speed-up has to come from.  Speeds depend on the machine and on what else runs o
 
 from __future__ import annotations
 
+import os
+import resource
 import sys
 import time
 from collections import Counter
@@ -98,6 +101,20 @@ def _batched_ceiling(engine, layout, numeric, tokens) -> tuple[int, float, int]:
     return (n_batch, *best)
 
 
+def _others() -> tuple[float, float, float]:
+    """(machine busy seconds, this process's CPU seconds, wall clock) for :func:`_others_load`."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / os.sysconf("SC_CLK_TCK"), r.ru_utime + r.ru_stime, time.monotonic()
+
+
+def _others_load(before: tuple[float, float, float]) -> float:
+    """Cores other processes kept busy since ``before``: what a speed was measured against."""
+    after = _others()
+    return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / (after[2] - before[2]))
+
+
 def summary(path: str, data: bytes, threads: int):
     """End-to-end speeds with the defaults beside the model's ceilings (see the module doc)."""
     codec = nacrith.Codec(threads=threads)
@@ -105,16 +122,20 @@ def summary(path: str, data: bytes, threads: int):
     layout, numeric = codec.layout, NumericConfig()
     codec.decompress(codec.compress(data[:200], fallback=False))  # warm up: contexts, compiled code
     used = Counter(nthreads.stats())
+    load = _others()
     start = time.perf_counter()
     blob = codec.compress(data, fallback=False)
     comp_s = time.perf_counter() - start
+    comp_load = _others_load(load)
     comp_used = Counter(nthreads.stats()) - used
     info = codec.info(blob)
     n = sum(i.total_symbols for i in info)
     used = Counter(nthreads.stats())
+    load = _others()
     start = time.perf_counter()
     assert codec.decompress(blob) == data
     dec_s = time.perf_counter() - start
+    dec_load = _others_load(load)
     dec_used = Counter(nthreads.stats()) - used
     streams = sum(-(-i.total_symbols // layout.stream_tokens) for i in info)
     # The segments the encoder chose for this input (recorded in the header; 1 before segments).
@@ -131,10 +152,10 @@ def summary(path: str, data: bytes, threads: int):
           f"{seqs} sequence(s) per decoder call")
     print(f"  compress:    {comp:7.1f} symbols/s = {comp / batched:4.2f} x the batched ceiling "
           f"({n_batch} tokens per call: {batched:6.1f} tokens/s with {batched_t} thread(s)); "
-          f"calls per thread count {dict(sorted(comp_used.items()))}")
+          f"calls per thread count {dict(sorted(comp_used.items()))}, other processes {comp_load:.2f} cores")
     print(f"  decompress:  {dec:7.1f} symbols/s = {dec / many:4.2f} x the one-token ceiling of {seqs} "
           f"sequence(s) ({many:6.1f} tokens/s with {many_t} thread(s); 1 sequence: {one:6.1f} with {one_t}); "
-          f"calls per thread count {dict(sorted(dec_used.items()))}")
+          f"calls per thread count {dict(sorted(dec_used.items()))}, other processes {dec_load:.2f} cores")
     return engine
 
 
