@@ -16,9 +16,10 @@ thread; ``tests/test_determinism.py`` and ``tests/test_threads.py`` check it), s
 change between any two ``llama_decode`` calls.  :class:`ThreadGovernor` does that: it times
 every call, keyed by its shape (tokens and outputs), and
 
-* every ``REFRESH`` calls, or at once when the recent calls have become ``COLLAPSE`` times
-  slower than the best seen, runs ``BURST`` calls with the next lower count and moves down
-  when that is faster;
+* every ``REFRESH`` calls but at most once per ``PROBE_GAP`` seconds (per shape), or at once
+  when the recent calls have become ``COLLAPSE`` times slower than the best seen, runs
+  ``BURST`` calls (one, for calls over ``LONG_CALL`` seconds) with the next lower count and
+  moves down when that is faster;
 * below the top, re-tries the next higher count after a hold that doubles (up to
   ``HOLD_MAX`` seconds) each time it is still slower, so a collapsing count costs a few
   calls now and then, and a machine that has become quiet gets its threads back.
@@ -91,6 +92,8 @@ class ThreadGovernor:
     REFRESH = 64  # calls at the current count between measurements of the next lower count
     FIRST = 3  # calls of a new shape before its first such measurement
     BURST = 3  # calls per measurement of another count (their median is its time)
+    PROBE_GAP = 60.0  # seconds between periodic measurements of the lower count, per shape
+    LONG_CALL = 0.1  # calls this long are measured once: a burst of them costs seconds
     COLLAPSE = 3.0  # median of the last 4 calls this many times the best: measure lower at once
     MARGIN = 0.95  # another count must take at most this fraction of the time to be chosen
     HOLD_MIN = 1.0  # seconds at a lower count before trying the higher one again ...
@@ -106,6 +109,8 @@ class ThreadGovernor:
         self.recent: dict[tuple, deque] = {}
         self.best: dict[tuple, float] = {}
         self.since_lower: dict[Hashable, int] = {}
+        self.last_lower: dict[Hashable, float] = {}  # when each shape's lower count was last measured
+        self.urgent: set = set()  # shapes whose calls collapsed: measure lower at once
         self.probe: tuple[int, Hashable, list[float]] | None = None  # (threads, shape, times)
         self.probe_waited = 0  # calls of other shapes since the probe began
         self.hold = self.HOLD_MIN
@@ -127,8 +132,14 @@ class ThreadGovernor:
         if self.probe is None:
             self.probe_waited = 0
             lower = self.i + 1 < len(self.levels)
-            if lower and self.since_lower.get(shape, self.REFRESH - self.FIRST) >= self.REFRESH:
+            due = (
+                self.since_lower.get(shape, self.REFRESH - self.FIRST) >= self.REFRESH
+                and self.clock() - self.last_lower.get(shape, -math.inf) >= self.PROBE_GAP
+            )
+            if lower and (shape in self.urgent or due):
                 self.probe = (self.levels[self.i + 1], shape, [])
+                self.urgent.discard(shape)
+                self.last_lower[shape] = self.clock()
             elif self.i > 0 and self.clock() >= self.next_up and len(self._recent(shape, self.current)) >= 4:
                 self.probe = (self.levels[self.i - 1], shape, [])
         if self.probe is not None and self.probe[1] == shape:
@@ -146,7 +157,8 @@ class ThreadGovernor:
             recent = self._recent(shape, self.current)
             # A higher count that has collapsed costs many calls' time per call: one is enough.
             hopeless = threads > self.current and recent and seconds > 2 * statistics.median(recent)
-            if len(self.probe[2]) >= self.BURST or hopeless:
+            long = bool(recent) and statistics.median(recent) > self.LONG_CALL
+            if len(self.probe[2]) >= (1 if long else self.BURST) or hopeless:
                 self._judge()
             return
         if threads != self.current:
@@ -155,7 +167,7 @@ class ThreadGovernor:
         recent.append(seconds)
         self.since_lower[shape] = self.since_lower.get(shape, self.REFRESH - self.FIRST) + 1
         if len(recent) >= 4 and statistics.median(list(recent)[-4:]) > self.COLLAPSE * self.best[key]:
-            self.since_lower[shape] = self.REFRESH
+            self.urgent.add(shape)
 
     def _recent(self, shape: Hashable, threads: int) -> deque:
         q = self.recent.get((shape, threads))
