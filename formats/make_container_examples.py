@@ -452,6 +452,9 @@ def build_v2(files: dict[str, bytes]) -> None:
     files[g + "v2-model-header.bin"] = v2_model_header(0, 1000, preset_params)
     custom_params = v2_params(0, [tlv(7, u32(1)), tlv(8, u32(2))], kernels=0)
     files[g + "v2-custom-model-header.bin"] = v2_model_header(0, 1000, custom_params)
+    # Level best (key 17) on top of one segment and a 2048-token window: what --best writes.
+    best_params = v2_params(1, [window, tlv(12, u32(512)), tlv(17, b"\x03")])
+    files[g + "v2-best-header.bin"] = v2_model_header(0, 1000, best_params)
 
     # -- header failures
     def model(params: bytes = preset_params, size: int = 10, **kw) -> bytes:
@@ -470,9 +473,11 @@ def build_v2(files: dict[str, bytes]) -> None:
         v2_params(0, [tlv(7, u32(1)), tlv(8, u32(2))], sha=V2_PRESETS[1][0])
     )
     files[m + "custom-model-missing-tokens.nc"] = model(v2_params(0, [tlv(7, u32(1))]))
-    files[m + "unknown-override-key.nc"] = model(v2_params(1, [window, tlv(17, b"\x00")]))
+    files[m + "unknown-override-key.nc"] = model(v2_params(1, [window, tlv(18, b"\x00")]))
     files[m + "segments-zero.nc"] = model(v2_params(1, [tlv(16, b"\x00")]))
     files[m + "segments-too-many.nc"] = model(v2_params(1, [tlv(16, bytes([65]))]))
+    files[m + "level-zero.nc"] = model(v2_params(1, [tlv(17, b"\x00")]))
+    files[m + "level-default-written.nc"] = model(v2_params(1, [tlv(17, b"\x02")]))
     files[m + "override-not-allowed.nc"] = model(v2_params(1, [tlv(9, b"llama")]))
     files[m + "override-equals-default.nc"] = model(v2_params(1, [tlv(11, u32(1024))]))
     files[m + "override-start-token-default.nc"] = model(v2_params(1, [tlv(7, u32(1))]))

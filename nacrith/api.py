@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable
 
-from . import archive, container, fingerprint, models, pipeline
+from . import archive, container, fingerprint, levels, models, pipeline
 from .codec import DEFAULT_LANES, Engine, Layout, NumericConfig, Progress
 from .ensemble import EnsembleConfig
 from .errors import ModelLoadError
@@ -103,8 +103,10 @@ class Codec:
     """Compresses and decompresses with one default model and fixed settings.
 
     ``layout`` (a :class:`~nacrith.codec.Layout`; or its fields as keywords: ``block_tokens``,
-    ``stream_tokens``, ``window``, ``slide``, ``sinks``, ``ensemble``) changes the bitstream
-    and is recorded in each archive.  ``execution`` (an :class:`Execution`; or its fields as
+    ``stream_tokens``, ``window``, ``slide``, ``sinks``, ``ensemble``, ``segments``) changes the
+    bitstream and is recorded in each archive.  ``level`` (``"fast"``, ``"default"``, ``"best"``:
+    :mod:`nacrith.levels`) starts from that level's layout and model instead of the defaults;
+    ``model`` and the layout keywords override it (give ``level`` or ``layout``, not both).  ``execution`` (an :class:`Execution`; or its fields as
     keywords: ``threads``, ``lanes``, ``workers``, ``engine``, ``address``) changes only the
     speed: ``engine="ray"`` codes the streams on a Ray cluster, ``workers`` Ray actors of
     ``threads`` (default 1) llama.cpp threads each, same archives.  Keywords override the
@@ -119,6 +121,7 @@ class Codec:
         self,
         model: str | os.PathLike | None = None,
         *,
+        level: str | levels.Level | None = None,
         layout: Layout | None = None,
         execution: Execution | None = None,
         limits: container.Limits = container.DEFAULT_LIMITS,
@@ -127,9 +130,12 @@ class Codec:
         **fields: int | str | EnsembleConfig | None,
     ):
         speed = {k: fields.pop(k) for k in list(fields) if k in _EXECUTION_FIELDS}
-        self._model = model
+        preset = levels.get(level)
+        if level is not None and layout is not None:
+            raise ValueError("give a level or a layout, not both (a layout already says its level)")
+        self._model = model if model is not None else preset.model
         self._native = bool(native)
-        self._layout = (layout or Layout()).replace(**fields).check()
+        self._layout = (layout or preset.layout).replace(**fields).check()
         self._execution = (execution or Execution()).replace(**speed).check()
         self._limits = limits
         self._loaded = loaded if loaded is not None else LoadedModels()
@@ -332,26 +338,28 @@ def scan(data: bytes, limits: container.Limits = container.DEFAULT_LIMITS) -> li
 _shared: dict[tuple, Codec] = {}
 
 
-def _codec(model, threads) -> Codec:
-    key = (None if model is None else os.fspath(model), threads)
+def _codec(model, threads, level=None) -> Codec:
+    key = (None if model is None else os.fspath(model), threads, levels.get(level).name)
     if key not in _shared:
-        _shared[key] = Codec(model, threads=threads)
+        _shared[key] = Codec(model, threads=threads, level=level)
     return _shared[key]
 
 
 def compress(
     data: bytes,
     *,
+    level: str | None = None,
     model: str | os.PathLike | None = None,
     threads: int | None = None,
     **layout: int | EnsembleConfig,
 ) -> bytes:
     """Compress ``data`` to a nacrith archive (models stay loaded for later calls).
 
-    Layout keywords: ``block_tokens``, ``stream_tokens``, ``window``, ``slide``, ``sinks``,
-    ``ensemble`` (an :class:`nacrith.ensemble.EnsembleConfig`).
+    ``level``: ``"fast"``, ``"default"`` (None) or ``"best"`` (:mod:`nacrith.levels`).  Layout
+    keywords override the level's: ``block_tokens``, ``stream_tokens``, ``window``, ``slide``,
+    ``sinks``, ``segments``, ``ensemble`` (an :class:`nacrith.ensemble.EnsembleConfig`).
     """
-    return _codec(model, threads).compress(data, **layout)
+    return _codec(model, threads, level).compress(data, **layout)
 
 
 def decompress(data: bytes, *, model: str | os.PathLike | None = None, threads: int | None = None) -> bytes:

@@ -210,8 +210,9 @@ def warm_up(codec: api.Codec) -> None:
     codec.decompress(blob)
 
 
-def measure_nacrith(codec: api.Codec, label: str, data: bytes) -> BenchRow:
-    """Compress, decompress and compare; a decoding failure is recorded, not raised."""
+def measure_nacrith(codec: api.Codec, label: str, data: bytes, compressor: str = NACRITH) -> BenchRow:
+    """Compress, decompress and compare; a decoding failure is recorded, not raised.
+    ``compressor``: the row's name (``nacrith --best`` when levels are compared)."""
     from .errors import NacrithError
 
     counted = [0]
@@ -225,7 +226,7 @@ def measure_nacrith(codec: api.Codec, label: str, data: bytes) -> BenchRow:
     symbols = counted[0]
     row = BenchRow(
         file=label,
-        compressor=NACRITH,
+        compressor=compressor,
         original_size=len(data),
         compressed_size=len(blob),
         bits_per_byte=_bpb(len(data), len(blob)),
@@ -253,15 +254,36 @@ def measure_nacrith(codec: api.Codec, label: str, data: bytes) -> BenchRow:
 # -- driver ---------------------------------------------------------------------------------
 
 
+def level_codecs(codec: api.Codec, names: Iterable[str]) -> list[tuple[str, api.Codec]]:
+    """(row name, Codec) for each level named, with ``codec``'s execution and loaded models
+    (``nacrith bench --levels``): ``nacrith --fast``, ``nacrith`` (the default), ``nacrith --best``."""
+    from . import levels
+
+    out = []
+    for name in names:
+        level = levels.get(name)
+        row = NACRITH if level is levels.DEFAULT else f"{NACRITH} --{level.name}"
+        # --model, when given, replaces every level's model (codec.model is then not None).
+        out.append((row, api.Codec(codec.model, level=level, execution=codec.execution, loaded=codec.loaded)))
+    return out
+
+
+def is_nacrith(compressor: str) -> bool:
+    """Whether a row's compressor is nacrith (at any level)."""
+    return compressor == NACRITH or compressor.startswith(NACRITH + " ")
+
+
 def bench_data(
     codec: api.Codec,
     label: str,
     data: bytes,
     *,
     external: dict[str, str] | None = None,
+    nacriths: list[tuple[str, api.Codec]] | None = None,
 ) -> list[BenchRow]:
-    """Rows for nacrith, the library baselines and ``external`` programs on ``data``."""
-    rows = [measure_nacrith(codec, label, data)]
+    """Rows for nacrith (``codec``, or each of ``nacriths``: row name and Codec), the library
+    baselines and ``external`` programs on ``data``."""
+    rows = [measure_nacrith(c, label, data, name) for name, c in (nacriths or [(NACRITH, codec)])]
     for name, comp, decomp in _library_baselines():
         rows.append(_measure_library(name, comp, decomp, label, data))
     for name, exe in (external_programs() if external is None else external).items():
@@ -294,16 +316,18 @@ def bench_files(
     external: dict[str, str] | None = None,
     on_row: Callable[[BenchRow], None] | None = None,
     max_bytes: int | None = None,
+    nacriths: list[tuple[str, api.Codec]] | None = None,
 ) -> list[BenchRow]:
     """Benchmark every file (or its first ``max_bytes``); ``on_row`` sees each row as soon as
-    it is measured."""
+    it is measured.  ``nacriths``: the Codecs compared (default: ``codec`` alone)."""
     if external is None:
         external = external_programs()
     if warm:
-        warm_up(codec)
+        for _, c in nacriths or [(NACRITH, codec)]:
+            warm_up(c)
     rows: list[BenchRow] = []
     for path in paths:
-        for row in bench_file(codec, path, external=external, max_bytes=max_bytes):
+        for row in bench_file(codec, path, external=external, max_bytes=max_bytes, nacriths=nacriths):
             rows.append(row)
             if on_row:
                 on_row(row)

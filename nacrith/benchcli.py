@@ -20,9 +20,10 @@ from .fileio import STDIO, error, say, write_file, write_stdout
 
 def measure(
     codec: api.Codec, files: tuple[str, ...], *, max_bytes: int | None, quiet: bool,
-    json_path: str | None, csv_path: str | None, png_path: str | None,
+    json_path: str | None, csv_path: str | None, png_path: str | None, levels: tuple[str, ...] = (),
 ) -> int:
-    """Bench every file against the other compressors; status 4 if nacrith's round trip failed."""
+    """Bench every file against the other compressors; status 4 if nacrith's round trip failed.
+    ``levels``: compare these levels side by side (a nacrith row each) instead of ``codec`` alone."""
     external = bench.external_programs()
     table_to_err = json_path == STDIO  # stdout carries the JSON document then
     width = max(len("file"), *(len(bench.file_label(f, max_bytes)) for f in files))
@@ -36,10 +37,13 @@ def measure(
     env = bench.environment(codec)
     env["max_bytes"] = max_bytes
     emit(bench_report.format_row(None, width))
+    nacriths = bench.level_codecs(codec, levels) if levels else None
     rows = bench.bench_files(
         codec, files, external=external, max_bytes=max_bytes,
-        on_row=lambda row: emit(bench_report.format_row(row, width)),
+        on_row=lambda row: emit(bench_report.format_row(row, width)), nacriths=nacriths,
     )
+    for _, level_codec in nacriths or []:
+        level_codec.close()
     env["peak_rss_mib"] = bench.peak_rss_mib()
     if not quiet:
         layout = codec.layout
@@ -54,7 +58,7 @@ def measure(
     for row in rows:
         if row.ok:
             continue
-        if row.compressor == bench.NACRITH:
+        if bench.is_nacrith(row.compressor):
             error(f"{row.file}: round trip FAILED: {row.error}")
             status = ChecksumError.exit_code
         else:

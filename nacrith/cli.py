@@ -25,7 +25,7 @@ import warnings
 
 import click
 
-from . import __version__, api, benchcli, bench_report, chunked, explain, fileio, filejobs, models
+from . import __version__, api, benchcli, bench_report, chunked, explain, fileio, filejobs, levels, models
 from .codec import DEFAULT_LANES, MAX_SEGMENTS, Layout
 from .ensemble import LLM_ONLY
 from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, NacrithError, NacrithWarning, exit_status_table
@@ -52,7 +52,7 @@ _CLUSTER_FLAGS = set("dzltcfkqv")  # short flags without a value that may be com
 _VALUE_OPTIONS = {
     "-o", "--output", "--model", "-T", "--threads", "--lanes",
     "--block-tokens", "--stream-tokens", "--window", "--slide", "--sinks", "--workers", "--chunk-bytes",
-    "--engine", "--address", "--ensemble", "--segments",
+    "--engine", "--address", "--ensemble", "--segments", "--level",
 }
 
 
@@ -183,25 +183,29 @@ def _settings(command):
     def run(*args, **options):
         speed = {name: options.pop(name) for name in _EXECUTION_NAMES if name in options}
         if any(name in options for name in _LAYOUT_NAMES):
-            options["layout"] = _layout(**{name: options.pop(name) for name in _LAYOUT_NAMES})
+            level = levels.get(options.pop("level", None))
+            options["layout"] = _layout(level, **{name: options.pop(name) for name in _LAYOUT_NAMES})
+            if options.get("model") is None:
+                options["model"] = level.model
         return command(*args, execution=_execution(**speed), **options)
 
     return run
 
 
-def _layout(block_tokens, stream_tokens, window, slide, sinks, ensemble, segments) -> Layout:
-    """The layout options as a checked Layout (bad combinations are usage errors)."""
-    default = Layout()
+def _layout(level: levels.Level, block_tokens, stream_tokens, window, slide, sinks, ensemble, segments) -> Layout:
+    """The level's layout with the layout options given, checked (bad combinations are usage
+    errors)."""
+    given = {
+        "block_tokens": block_tokens, "stream_tokens": stream_tokens, "window": window, "slide": slide,
+        "sinks": sinks, "segments": segments,
+    }
+    changes = {name: value for name, value in given.items() if value is not None}
+    if ensemble is not None:
+        changes["ensemble"] = LLM_ONLY if ensemble == "off" else Layout().ensemble
+    if "block_tokens" in changes and "segments" not in changes:
+        changes["segments"] = None  # the default for these blocks (one segment with smaller blocks)
     try:
-        return Layout(
-            block_tokens or None,  # None: one block per stream
-            stream_tokens or default.stream_tokens,
-            window or default.window,
-            default.slide if slide is None else slide,
-            default.sinks if sinks is None else sinks,
-            LLM_ONLY if ensemble == "off" else default.ensemble,
-            segments,  # None: the default for these blocks (one segment with smaller blocks)
-        ).check(click.BadParameter)
+        return level.layout.replace(**changes).check(click.BadParameter)
     except click.BadParameter as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -224,6 +228,12 @@ _threads_option = click.option(
 )
 _D = Layout()
 _LAYOUT_OPTIONS = [
+    click.option("--fast", "level", flag_value="fast", default=None,
+                 help=f"Level fast: {levels.FAST.summary}."),
+    click.option("--best", "level", flag_value="best",
+                 help=f"Level best: {levels.BEST.summary}."),
+    click.option("--level", "level", type=click.Choice(levels.NAMES),
+                 help="The level by name; the options below override its settings [default]."),
     click.option("--block-tokens", type=click.IntRange(min=1), metavar="N",
                  help="Symbols per block, the unit of checksums [one block per stream]."),
     click.option("--stream-tokens", type=click.IntRange(min=1), metavar="N",
@@ -417,10 +427,14 @@ def test_cmd(ctx, files, quiet, model, execution):
               help="Measure nothing: print the table (and --csv/--png) from saved --json documents (repeatable: rows are joined).")
 @click.option("--ablation", is_flag=True,
               help="Instead: what each part of the ensemble buys (one LLM pass, every variant coded; Markdown table).")
+@click.option("--levels", "compare_levels", metavar="LIST",
+              help=f"Compare these levels side by side, a nacrith row each (comma-separated: {','.join(levels.NAMES)}; "
+                   "'all'); the layout options then do not apply.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
 @click.pass_context
 @_settings
-def bench_cmd(ctx, files, model, layout, execution, max_bytes, json_path, csv_path, png_path, from_json, ablation, quiet):
+def bench_cmd(ctx, files, model, layout, execution, max_bytes, json_path, csv_path, png_path, from_json, ablation,
+              compare_levels, quiet):
     """Compare nacrith with gzip, bzip2, xz, zstd (and cmix, paq8px if installed).
 
     Each file is compressed and decompressed by every compressor; nacrith's round trip must
@@ -441,7 +455,19 @@ def bench_cmd(ctx, files, model, layout, execution, max_bytes, json_path, csv_pa
             benchcli.run_ablation(codec, files, max_bytes=max_bytes, quiet=quiet)
             ctx.exit(0)
         ctx.exit(benchcli.measure(codec, files, max_bytes=max_bytes, quiet=quiet,
-                                  json_path=json_path, csv_path=csv_path, png_path=png_path))
+                                  json_path=json_path, csv_path=csv_path, png_path=png_path,
+                                  levels=_level_list(compare_levels)))
+
+
+def _level_list(text: str | None) -> tuple[str, ...]:
+    """``--levels fast,best`` as level names (usage error for an unknown one)."""
+    if not text:
+        return ()
+    names = levels.NAMES if text == "all" else tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in levels.LEVELS]
+    if unknown or not names:
+        raise click.UsageError(f"--levels takes names from {', '.join(levels.NAMES)} (or 'all'), got {text!r}")
+    return names
 
 
 @main.command("explain", short_help="Show which parts of a file cost bits, as an HTML page.")

@@ -119,6 +119,9 @@ class Layout:
     #: Segments each stream is coded in, side by side (module doc); they need one block per
     #: stream.  None (the default): ``DEFAULT_SEGMENTS`` with one block per stream, else 1.
     segments: int | None = None
+    #: The compression level these settings started from (``container.LEVEL_NAMES``, see
+    #: :mod:`nacrith.levels`): recorded in the header, informative only.
+    level: int = container.LEVEL_DEFAULT
 
     def __post_init__(self) -> None:
         if self.block_tokens is None:
@@ -158,6 +161,8 @@ class Layout:
                 f"segments ({self.segments}) need one block per stream: block_tokens ({self.block_tokens}) "
                 f"must equal stream_tokens ({self.stream_tokens})"
             )
+        if not (isinstance(self.level, int) and 1 <= self.level <= 255):
+            raise error(f"level must be in 1..255, got {self.level!r}")
         if not isinstance(self.ensemble, EnsembleConfig):
             raise error(f"ensemble must be an EnsembleConfig, got {type(self.ensemble).__name__}")
         self.ensemble.check(error)
@@ -171,7 +176,7 @@ class Layout:
         )
         return Layout(
             params.block_tokens, params.stream_tokens, params.window, params.slide, params.sinks, ensemble,
-            params.segments,
+            params.segments, params.level,
         )
 
 
@@ -430,6 +435,7 @@ class Engine:
             kernels=kernels,
             probe=probe[: container.PROBE_SIZE],
             segments=layout.segments,
+            level=layout.level,
         )
 
     def numerics(self, numeric: NumericConfig) -> tuple[str, bytes]:

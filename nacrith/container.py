@@ -169,8 +169,9 @@ class ParamKey(enum.IntEnum):
     SINKS = 13
     ENSEMBLE = 14
     FINGERPRINT = 15
-    #: Version 2 only (an override, never in a version 1 header).
+    #: Version 2 only (overrides, never in a version 1 header).
     SEGMENTS = 16
+    LEVEL = 17
 
 
 # Required value length per key (None: variable, 0..255 bytes).
@@ -194,9 +195,16 @@ _KEY_LENGTHS: dict[int, int | None] = {
 _OPTIONAL_KEYS = frozenset((ParamKey.BACKEND, ParamKey.FINGERPRINT, ParamKey.ENSEMBLE))
 _REQUIRED_KEYS = frozenset(int(k) for k in _KEY_LENGTHS if k not in _OPTIONAL_KEYS)
 #: Keys of version 2 headers and their lengths: version 1's and ``segments``.
-_V2_KEY_LENGTHS: dict[int, int | None] = {**_KEY_LENGTHS, ParamKey.SEGMENTS: 1}
+_V2_KEY_LENGTHS: dict[int, int | None] = {**_KEY_LENGTHS, ParamKey.SEGMENTS: 1, ParamKey.LEVEL: 1}
 #: Most segments a stream may be coded in (spec v2 section 3.2, key 16).
 MAX_SEGMENTS = 64
+#: The compression levels a header may name (spec v2 section 3.2, key 17): the preset of
+#: settings the writer started from (``nacrith.levels``).  Informative: the settings
+#: themselves are recorded by their own keys, and a reader decodes any level number.
+LEVEL_FAST = 1
+LEVEL_DEFAULT = 2
+LEVEL_BEST = 3
+LEVEL_NAMES = {LEVEL_FAST: "fast", LEVEL_DEFAULT: "default", LEVEL_BEST: "best"}
 
 # A few ggml tensor type ids, for display only.
 _GGML_TYPE_NAMES = {
@@ -282,10 +290,16 @@ V2_DEFAULTS: dict[str, object] = {
     "sinks": 4,
     "ensemble": b"\x02",
     "segments": 1,
+    "level": LEVEL_DEFAULT,
 }
 _V2_MAX_BLOCK_TOKENS = 1 << 20
 #: Keys a v2 header may override (v1's registry keys and value encodings).
-_V2_OVERRIDE_KEYS = (2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 16)
+_V2_OVERRIDE_KEYS = (2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17)
+
+
+def level_name(level: int) -> str:
+    """A level number as ``info`` shows it: its name, or the number a newer writer chose."""
+    return LEVEL_NAMES.get(level, f"{level} (unknown to this nacrith)")
 
 
 def v2_default_block_tokens(stream_tokens: int) -> int:
@@ -344,6 +358,9 @@ class CodecParams:
     #: Segments each stream is coded in (1..:data:`MAX_SEGMENTS`; version 2 only): contiguous
     #: parts coded in turn, each with its own model context (nacrith.codec).
     segments: int = 1
+    #: The compression level the writer started from (:data:`LEVEL_NAMES`; version 2 only):
+    #: informative, the settings are the fields above.
+    level: int = LEVEL_DEFAULT
 
     def __post_init__(self) -> None:
         # Programming errors on the writing side: plain ValueError/TypeError.
@@ -360,6 +377,8 @@ class CodecParams:
             raise ValueError(problem)
         if not (isinstance(self.segments, int) and 1 <= self.segments <= MAX_SEGMENTS):
             raise ValueError(f"segments must be in 1..{MAX_SEGMENTS}, got {self.segments!r}")
+        if not (isinstance(self.level, int) and 1 <= self.level <= 255):
+            raise ValueError(f"level must be in 1..255, got {self.level!r}")
         if not isinstance(self.flash_attn, bool):
             raise TypeError("flash_attn must be a bool")
         if not isinstance(self.backend, str):
@@ -518,6 +537,8 @@ def new_digest() -> "hashlib._Hash":
 def _encode_params(params: CodecParams) -> bytes:
     if params.segments != 1:
         raise ValueError("a version 1 header cannot record segments (version 2 only)")
+    if params.level != LEVEL_DEFAULT:
+        raise ValueError("a version 1 header cannot record a level (version 2 only)")
     entries: list[tuple[int, bytes]] = [
         (ParamKey.MODEL_SHA256, bytes(params.model_sha256)),
         (ParamKey.TOKENIZER, bytes([params.tokenizer])),
@@ -564,6 +585,7 @@ def _override_values(params: CodecParams) -> dict[int, bytes]:
         ParamKey.SINKS: _U32.pack(params.sinks),
         ParamKey.ENSEMBLE: bytes(params.ensemble),
         ParamKey.SEGMENTS: bytes([params.segments]),
+        ParamKey.LEVEL: bytes([params.level]),
     }
 
 
@@ -583,6 +605,7 @@ def _v2_default_values(preset: ModelPreset | None, stream_tokens: int) -> dict[i
         ParamKey.SINKS: _U32.pack(d["sinks"]),
         ParamKey.ENSEMBLE: bytes(d["ensemble"]),
         ParamKey.SEGMENTS: bytes([d["segments"]]),
+        ParamKey.LEVEL: bytes([d["level"]]),
     }
     if preset is not None:
         values[ParamKey.START_TOKEN] = _U32.pack(preset.start_token)
@@ -1055,6 +1078,9 @@ def _parse_params_v2(raw: bytes) -> CodecParams:
     segments = full[ParamKey.SEGMENTS][0]
     if not 1 <= segments <= MAX_SEGMENTS:
         raise bad(f"segments must be in 1..{MAX_SEGMENTS}, got {segments}")
+    level = full[ParamKey.LEVEL][0]
+    if level == 0:
+        raise bad("level must be in 1..255, got 0")
     return CodecParams(
         model_sha256=sha,
         tokenizer=full[ParamKey.TOKENIZER][0],
@@ -1074,6 +1100,7 @@ def _parse_params_v2(raw: bytes) -> CodecParams:
         kernels=_KERNEL_NAMES[kernels_code],
         probe=probe,
         segments=segments,
+        level=level,
     )
 
 
@@ -1701,6 +1728,7 @@ def format_info(info: ArchiveInfo) -> str:
             ("slide", f"{p.slide} positions"),
             ("sinks", f"{p.sinks} positions"),
             ("segments", f"{p.segments} per stream"),
+            ("level", level_name(p.level)),
             ("ensemble", p.ensemble.hex() if p.ensemble else "off (the LLM alone)"),
         ]
         if h.version == 1:

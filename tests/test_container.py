@@ -917,6 +917,10 @@ def test_v2_encoder_matches_independent_golden_bytes():
     assert C.encode_member(C.MODE_BYTECM, None, records, cm) == (GOLDEN / "v2-bytecm-records.nc").read_bytes()
     header = C.encode_header(C.MODE_MODEL, v2_params(window=2048, ensemble=b""), version=2, original_size=1000)
     assert header == (GOLDEN / "v2-model-header.bin").read_bytes()
+    best = v2_params(window=2048, slide=512, level=C.LEVEL_BEST)
+    assert C.encode_header(C.MODE_MODEL, best, version=2, original_size=1000) == (
+        GOLDEN / "v2-best-header.bin"
+    ).read_bytes()
     custom = v2_params(
         model_sha256=GEN.MODEL_SHA256, kernels=C.KERNELS_MACHINE_BOUND, fingerprint=GEN.V2_FINGERPRINT,
     )
@@ -943,6 +947,7 @@ def test_v2_goldens_parse_and_decode():
 def test_v2_golden_model_headers_parse_then_truncate():
     for name, params in (
         ("v2-model-header.bin", v2_params(window=2048, ensemble=b"")),
+        ("v2-best-header.bin", v2_params(window=2048, slide=512, level=C.LEVEL_BEST)),
         ("v2-custom-model-header.bin", v2_params(
             model_sha256=GEN.MODEL_SHA256, kernels=C.KERNELS_MACHINE_BOUND, fingerprint=GEN.V2_FINGERPRINT,
         )),
@@ -985,6 +990,7 @@ def test_v2_defaults_are_todays_defaults():
     )
     assert (numeric.flash_attn, numeric.type_k, numeric.type_v) == (d["flash_attn"], d["type_k"], d["type_v"])
     assert DEFAULT_ENSEMBLE.header_bytes() == d["ensemble"]
+    assert layout.level == d["level"] == C.LEVEL_DEFAULT
     assert (codec.TOKENIZER_VERSION, codec.cdf.TOTAL_BITS) == (d["tokenizer"], d["cdf_total_bits"])
     assert layout.block_tokens == C.v2_default_block_tokens(layout.stream_tokens)
 
@@ -1182,6 +1188,7 @@ def v2_params_st(draw) -> C.CodecParams:
         ensemble=draw(st.sampled_from([b"", b"\x01", b"\x02", bytes(range(17))])),
         stream_tokens=draw(st.sampled_from([base.stream_tokens, 1 << 19])),
         window=base.window if draw(st.booleans()) else max(base.window, 1024),
+        level=draw(st.sampled_from([C.LEVEL_FAST, C.LEVEL_DEFAULT, C.LEVEL_BEST, 200])),
     )
 
 
