@@ -452,7 +452,7 @@ def build_v2(files: dict[str, bytes]) -> None:
     files[g + "v2-model-header.bin"] = v2_model_header(0, 1000, preset_params)
     custom_params = v2_params(0, [tlv(7, u32(1)), tlv(8, u32(2))], kernels=0)
     files[g + "v2-custom-model-header.bin"] = v2_model_header(0, 1000, custom_params)
-    # Level best (key 17) on top of one segment and a 2048-token window: what --best writes.
+    # Level best (key 17) with a 2048-token window sliding by 512: what --best writes.
     best_params = v2_params(1, [window, tlv(12, u32(512)), tlv(17, b"\x03")])
     files[g + "v2-best-header.bin"] = v2_model_header(0, 1000, best_params)
 

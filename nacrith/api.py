@@ -106,7 +106,8 @@ class Codec:
     ``stream_tokens``, ``window``, ``slide``, ``sinks``, ``ensemble``, ``segments``) changes the
     bitstream and is recorded in each archive.  ``level`` (``"fast"``, ``"default"``, ``"best"``:
     :mod:`nacrith.levels`) starts from that level's layout and model instead of the defaults;
-    ``model`` and the layout keywords override it (give ``level`` or ``layout``, not both).  ``execution`` (an :class:`Execution`; or its fields as
+    ``model`` and the layout keywords override it (give ``level`` or ``layout``, not both).
+    ``execution`` (an :class:`Execution`; or its fields as
     keywords: ``threads``, ``lanes``, ``workers``, ``engine``, ``address``) changes only the
     speed: ``engine="ray"`` codes the streams on a Ray cluster, ``workers`` Ray actors of
     ``threads`` (default 1) llama.cpp threads each, same archives.  Keywords override the

@@ -205,6 +205,11 @@ def segment_bounds(n_symbols: int, segments: int) -> list[int]:
     return [n_symbols * s // k for s in range(k + 1)]
 
 
+def segment_lengths(bounds: list[int]) -> list[int]:
+    """The length of each segment cut at ``bounds`` (:func:`segment_bounds`)."""
+    return [bounds[s + 1] - bounds[s] for s in range(len(bounds) - 1)]
+
+
 def for_input(layout: Layout, size: int) -> Layout:
     """``layout`` as an input of ``size`` bytes is coded with it: the default segments become
     at most one per ``SEGMENT_MIN_BYTES`` (an encoder-only choice: the header records the
@@ -247,6 +252,16 @@ class NumericConfig:
 EXACT_NUMERICS = (NumericConfig(), NumericConfig(type_v=8))
 
 
+def _make_room(ctx, seqs: list[int], pos: int, layout: Layout) -> int:
+    """Slide the windows of ``seqs`` (all at ``pos``) when the next token would land past
+    them, as the encoder did; the position after."""
+    if pos != layout.window:
+        return pos
+    for seq in seqs:
+        ctx.slide(seq, layout.sinks, layout.slide, layout.window)
+    return pos - layout.slide
+
+
 class _Lane:
     """One stream being decoded: the decoder's mirror of :meth:`Engine.encode_stream`.
 
@@ -286,10 +301,7 @@ class _Lane:
     def _finish_symbol(self, sym: int) -> None:
         """Append a decoded symbol's bytes (an escape's raw byte follows it in the payload)
         and check a completed block."""
-        if sym == self.engine.tokenizer.escape_token:
-            self.out.append(self.dec.decode_uniform(ESCAPE_BITS))
-        else:
-            self.out += self.engine.tokenizer.pieces[sym]
+        self.out += self.engine.symbol_bytes(self.dec, sym)
         self.left -= 1
         if self.left:
             return
@@ -334,10 +346,7 @@ class _Lane:
 
     def make_room(self, ctx) -> None:
         """Slide the window when the next token would land past it (as the encoder did)."""
-        layout = self.layout
-        if self.pos == layout.window:
-            ctx.slide(self.seq, layout.sinks, layout.slide, layout.window)
-            self.pos -= layout.slide
+        self.pos = _make_room(ctx, [self.seq], self.pos, self.layout)
 
     def feed_pending(self, ctx) -> None:
         """Put skipped tokens into the KV cache (no logits), sliding exactly where the encoder did."""
@@ -467,9 +476,7 @@ class Engine:
         ctx.clear()
         pos = i = 0
         while i < len(inputs):
-            if pos == layout.window:
-                ctx.slide(0, layout.sinks, layout.slide, layout.window)
-                pos -= layout.slide
+            pos = _make_room(ctx, [0], pos, layout)
             n = min(ctx.n_batch, layout.window - pos, len(inputs) - i)
             rows = ctx.decode(inputs[i : i + n], pos)
             for j in range(n):
@@ -506,6 +513,31 @@ class Engine:
         if sym >= self.n_vocab:
             enc.encode_uniform(sym - self.n_vocab, ESCAPE_BITS)
 
+    def decode_symbol(self, dec: ArithmeticDecoder, mixer: EnsembleState | None, row: np.ndarray, seg: int = 0) -> int:
+        """The mirror of :meth:`code_symbol` up to the escape's byte: the token (of segment
+        ``seg``) decoded under ``row``, whose bytes :meth:`symbol_bytes` then reads.  (The
+        lanes of :meth:`decode_streams` decode the skip event before asking for the row.)"""
+        if mixer is None:
+            token, lo, f = cdf.symbol_from_logits(row, dec.target(), self._work)
+            dec.consume(lo, f)
+            return token
+        predicted = mixer.skip_prediction(seg)
+        if predicted >= 0:  # the row is not needed when the match continues
+            (lo, f), hit = mixer.decode_skip(dec.target(), predicted, seg)
+            dec.consume(lo, f)
+            if hit:
+                return predicted
+        token, lo, f = mixer.decode(row, dec.target(), self._work, seg)
+        dec.consume(lo, f)
+        return token
+
+    def symbol_bytes(self, dec: ArithmeticDecoder, token: int) -> bytes:
+        """The bytes of a decoded token: its piece, or for the escape token the raw byte that
+        follows it in the payload."""
+        if token == self.tokenizer.escape_token:
+            return bytes([dec.decode_uniform(ESCAPE_BITS)])
+        return self.tokenizer.pieces[token]
+
     def encode_stream(self, ctx, symbols: np.ndarray, layout: Layout, progress: Progress | None) -> list[bytes]:
         """Code one stream; returns one arithmetic-coded payload per block."""
         if layout.segments > 1:
@@ -532,8 +564,8 @@ class Engine:
         100 MB for 8 segments of SmolLM2's 49,152-entry vocabulary).
         """
         bounds = segment_bounds(len(symbols), layout.segments)
-        k = len(bounds) - 1
-        lengths = [bounds[s + 1] - bounds[s] for s in range(k)]
+        lengths = segment_lengths(bounds)
+        k = len(lengths)
         ctx = self._with_seqs(ctx, k)
         ctx.clear()
         inputs = [
@@ -547,10 +579,7 @@ class Engine:
         pos = r = 0
         while r < rounds:
             active = [s for s in range(k) if lengths[s] > r]
-            if pos == layout.window:
-                for s in active:
-                    ctx.slide(s, layout.sinks, layout.slide, layout.window)
-                pos -= layout.slide
+            pos = _make_room(ctx, active, pos, layout)
             c = min(per_segment, layout.window - pos, rounds - r)
             rows = {s: ctx.decode(inputs[s][r : min(r + c, lengths[s])], pos, s) for s in active}
             for j in range(c):
@@ -569,42 +598,24 @@ class Engine:
         if len(blocks) != 1:  # Layout.check: segments need one block per stream
             raise corrupt("a stream coded in segments must be one block")
         bh, payload, index = blocks[0]
-        bounds = segment_bounds(bh.n_symbols, layout.segments)
-        k = len(bounds) - 1
-        lengths = [bounds[s + 1] - bounds[s] for s in range(k)]
+        lengths = segment_lengths(segment_bounds(bh.n_symbols, layout.segments))
+        k = len(lengths)
         ctx = self._with_seqs(ctx, k)
         for s in range(k):
             ctx.clear_seq(s)
         mixer = self.new_mixer(layout, bh.n_symbols, lengths)
         dec = ArithmeticDecoder(payload)
-        work, escape, pieces = self._work, self.tokenizer.escape_token, self.tokenizer.pieces
         outs = [bytearray() for _ in range(k)]
         tokens = [self.start_token] * k
         rounds = max(lengths)
         pos = 0
         for r in range(rounds):
             active = [s for s in range(k) if lengths[s] > r]
-            if pos == layout.window:
-                for s in active:
-                    ctx.slide(s, layout.sinks, layout.slide, layout.window)
-                pos -= layout.slide
+            pos = _make_room(ctx, active, pos, layout)
             rows = ctx.decode_multi([tokens[s] for s in active], [pos] * len(active), active)
-            for s, row in zip(active, rows):  # Engine.code_symbol's events, in its order
-                if mixer is None:
-                    token, lo, f = cdf.symbol_from_logits(row, dec.target(), work)
-                    dec.consume(lo, f)
-                else:
-                    token = -1
-                    predicted = mixer.skip_prediction(s)
-                    if predicted >= 0:  # the row is not needed when the match continues
-                        (lo, f), hit = mixer.decode_skip(dec.target(), predicted, s)
-                        dec.consume(lo, f)
-                        if hit:
-                            token = predicted
-                    if token < 0:
-                        token, lo, f = mixer.decode(row, dec.target(), work, s)
-                        dec.consume(lo, f)
-                outs[s] += bytes([dec.decode_uniform(ESCAPE_BITS)]) if token == escape else pieces[token]
+            for s, row in zip(active, rows):
+                token = self.decode_symbol(dec, mixer, row, s)
+                outs[s] += self.symbol_bytes(dec, token)
                 tokens[s] = token
             pos += 1
             if progress:

@@ -194,7 +194,7 @@ _KEY_LENGTHS: dict[int, int | None] = {
 }
 _OPTIONAL_KEYS = frozenset((ParamKey.BACKEND, ParamKey.FINGERPRINT, ParamKey.ENSEMBLE))
 _REQUIRED_KEYS = frozenset(int(k) for k in _KEY_LENGTHS if k not in _OPTIONAL_KEYS)
-#: Keys of version 2 headers and their lengths: version 1's and ``segments``.
+#: Keys of version 2 headers and their lengths: version 1's, ``segments`` and ``level``.
 _V2_KEY_LENGTHS: dict[int, int | None] = {**_KEY_LENGTHS, ParamKey.SEGMENTS: 1, ParamKey.LEVEL: 1}
 #: Most segments a stream may be coded in (spec v2 section 3.2, key 16).
 MAX_SEGMENTS = 64

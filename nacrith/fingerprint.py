@@ -31,6 +31,7 @@ import functools
 import hashlib
 import io
 import platform
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -238,9 +239,10 @@ def probe(model, numeric: Numeric, start_token: int, threads: int = 1) -> bytes:
             if not (np.array_equal(rows[0].view(np.uint32), batched[i].view(np.uint32))
                     and np.array_equal(rows[1].view(np.uint32), batched[i].view(np.uint32))):
                 raise EnvironmentMismatchError(
-                    "this llama.cpp gives different logits for a token in a batch and alone "
-                    f"(probe position {i}); nacrith cannot code with it exactly "
-                    "(install it with native/install.sh)"
+                    f"with this model ({Path(str(model.path)).name}) this llama.cpp gives different logits for a "
+                    f"token in a batch and alone (probe position {i}), so nacrith cannot code with it exactly: "
+                    "use a build of native/install.sh, and a model whose weight types it computes the same in "
+                    "batches (the gemma3-270m preset's Q4_K and Q5_0 tensors are not: use smollm2-135m)"
                 )
     finally:
         ctx.close()

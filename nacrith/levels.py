@@ -36,7 +36,7 @@ FAST = Level(
     "fast",
     None,
     Layout(window=256, slide=64, ensemble=LLM_ONLY, level=container.LEVEL_FAST),
-    "the LLM alone in a 256-token window: about 1.6x the default's speed, a few % larger",
+    "the LLM alone in a 256-token window, no online models: the quickest, several % larger",
 )
 DEFAULT = Level(
     "default",
@@ -49,7 +49,8 @@ BEST = Level(
     "best",
     None,
     Layout(window=2048, slide=512, segments=1, level=container.LEVEL_BEST),
-    "the default's models in a 2048-token window, each stream one sequence (no segment cold starts)",
+    "the default's models in a 2048-token window, each stream one sequence (no segment cold starts): "
+    "a little smaller, several times slower",
 )
 
 LEVELS: dict[str, Level] = {level.name: level for level in (FAST, DEFAULT, BEST)}

@@ -19,7 +19,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "library.md"
 
 def test_library_examples(tmp_path, monkeypatch, codec):
     pytest.importorskip("fsspec")
-    monkeypatch.setitem(api._shared, (None, None), codec)
+    monkeypatch.setitem(api._shared, (None, None, "default"), codec)
     monkeypatch.chdir(tmp_path)
     text = DOC.read_text(encoding="utf-8")
     test = doctest.DocTestParser().get_doctest(text, {}, DOC.name, str(DOC), 0)

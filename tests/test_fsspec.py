@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def shared_codec(codec, monkeypatch):
     """fsspec passes no codec: make the process-wide default codec the session's one."""
-    monkeypatch.setitem(api._shared, (None, None), codec)
+    monkeypatch.setitem(api._shared, (None, None, "default"), codec)
     return codec
 
 

@@ -143,3 +143,8 @@ def test_bench_compares_levels(tmp_path, monkeypatch):
     assert "nacrith --fast" in result.stdout
     bad = CliRunner().invoke(cli.main, ["bench", "--levels", "fast,ultra", str(src)])
     assert bad.exit_code == 2 and "--levels" in bad.output
+
+
+def test_filter_mode_passes_levels_to_compress():
+    assert cli.filter_args(["--best", "f.txt"]) == ["compress", "--best", "f.txt"]
+    assert cli.filter_args(["--level", "fast"]) == ["compress", "-q", "--level", "fast"]

@@ -52,7 +52,7 @@ def model_archive(codec) -> bytes:
 @pytest.fixture
 def shared_codec(codec, monkeypatch):
     """Make the process-wide default codec the session's, so no second model gets loaded."""
-    monkeypatch.setitem(api._shared, (None, None), codec)
+    monkeypatch.setitem(api._shared, (None, None, "default"), codec)
     return codec
 
 
