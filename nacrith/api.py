@@ -248,7 +248,7 @@ class Codec:
                 from .ray_engine import RayPool  # Ray is optional: imported only when asked for
 
                 # Every actor's numerics are compared with this process's before any stream.
-                local_probe = lambda numeric: fingerprint.probe(eng.model, numeric, eng.start_token, eng.threads)  # noqa: E731
+                local_probe = lambda numeric: fingerprint.probe(eng.model, numeric, eng.start_token, eng.threads, lockstep=True)  # noqa: E731
                 pool = RayPool(model_file, run.workers, run.threads or 1, run.address, local_probe=local_probe)
             else:
                 processes, threads = plan_workers(run.workers, eng.threads)

@@ -91,7 +91,7 @@ def compress(
     best = min(others, key=len)  # zstd on a tie, then bytecm
     if model_archive is None:
         return best
-    machine = container.machine_bound_bytes(engine.params(layout, numeric))
+    machine = container.machine_bound_bytes(engine.params(engine.fit_calls(layout, numeric), numeric))
     charged = len(model_archive) - machine + (FINGERPRINT_ALLOWANCE if machine else 0)
     return model_archive if charged <= len(best) else best
 
@@ -127,7 +127,8 @@ def model_member(
     if engine is None:
         raise ValueError("this input has text: an engine is needed to compress it")
     engine.check_window(layout.window, ModelError)  # the caller's layout: a usage error
-    engine.numerics(numeric)  # refuse a non-portable llama.cpp before coding, not after
+    layout = engine.fit_calls(layout, numeric)
+    engine.numerics(numeric, layout.lockstep)  # refuse a non-portable llama.cpp before coding, not after
     options = dict(layout=layout, numeric=numeric, progress=progress, on_total=on_total)
     if len(regions) == 1 and regions[0].kind == Kind.UTF8:
         return codec.model_archive(engine, data, **options)

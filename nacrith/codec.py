@@ -122,6 +122,9 @@ class Layout:
     #: The compression level these settings started from (``container.LEVEL_NAMES``, see
     #: :mod:`nacrith.levels`): recorded in the header, informative only.
     level: int = container.LEVEL_DEFAULT
+    #: Encode with exactly the decoder's llama.cpp calls (module doc, "lockstep") instead of
+    #: batches: chosen by :meth:`Engine.fit_calls` for a model whose logits depend on the batch.
+    lockstep: bool = False
 
     def __post_init__(self) -> None:
         if self.block_tokens is None:
@@ -163,6 +166,8 @@ class Layout:
             )
         if not (isinstance(self.level, int) and 1 <= self.level <= 255):
             raise error(f"level must be in 1..255, got {self.level!r}")
+        if not isinstance(self.lockstep, bool):
+            raise error(f"lockstep must be a bool, got {self.lockstep!r}")
         if not isinstance(self.ensemble, EnsembleConfig):
             raise error(f"ensemble must be an EnsembleConfig, got {type(self.ensemble).__name__}")
         self.ensemble.check(error)
@@ -176,7 +181,7 @@ class Layout:
         )
         return Layout(
             params.block_tokens, params.stream_tokens, params.window, params.slide, params.sinks, ensemble,
-            params.segments, params.level,
+            params.segments, params.level, params.calls == container.CALLS_LOCKSTEP,
         )
 
 
@@ -358,6 +363,42 @@ class _Lane:
             del self.pending[:n]
 
 
+class _BlockReader:
+    """The blocks of a stream decoded by :meth:`Engine._decode_rounds`, in turn: each block's
+    decoder, and its CRC-32 checked once its symbols are decoded (several blocks only for a
+    stream of one segment, whose bytes are then ``outs[0]``)."""
+
+    def __init__(self, blocks: list) -> None:
+        self.blocks = blocks
+        self.index = 0  # the block being decoded
+        self.start = 0  # where its bytes start in the stream
+        self._dec = None
+        self.left = blocks[0][0].n_symbols if blocks else 0
+
+    def decoder(self) -> ArithmeticDecoder:
+        if self._dec is None:
+            self._dec = ArithmeticDecoder(self.blocks[self.index][1])
+        return self._dec
+
+    def count(self, outs: list[bytearray]) -> None:
+        """After a symbol (or at the end): check the blocks it completed."""
+        if self._dec is not None:
+            self.left -= 1
+        while self.left <= 0 and self.index < len(self.blocks):
+            bh, _, index = self.blocks[self.index]
+            raw = bytes(outs[0][self.start :]) if len(outs) == 1 else b"".join(outs)
+            actual = container.block_crc32(raw)
+            if len(raw) != bh.n_bytes or actual != bh.crc32:
+                raise ChecksumError(block_index=index, expected=bh.crc32, actual=actual)
+            self.start += len(raw)
+            self.index += 1
+            self._dec = None
+            if self.index < len(self.blocks):
+                self.left = self.blocks[self.index][0].n_symbols
+            else:
+                return
+
+
 class Engine:
     """A loaded model with its tokenizer and inference contexts: expensive, so reuse it.
 
@@ -423,7 +464,7 @@ class Engine:
     def params(self, layout: Layout, numeric: NumericConfig) -> CodecParams:
         """The header parameters of an archive coded here, with this machine's numerics check
         (refused for a build that is not the pinned one, unless ``numeric.native``)."""
-        kernels, probe = self.numerics(numeric)
+        kernels, probe = self.numerics(numeric, layout.lockstep)
         return CodecParams(
             model_sha256=bytes.fromhex(self.model_file.sha256),
             tokenizer=TOKENIZER_VERSION,
@@ -445,19 +486,31 @@ class Engine:
             probe=probe[: container.PROBE_SIZE],
             segments=layout.segments,
             level=layout.level,
+            calls=container.CALLS_LOCKSTEP if layout.lockstep else container.CALLS_BATCHED,
         )
 
-    def numerics(self, numeric: NumericConfig) -> tuple[str, bytes]:
-        """(kernel set, probe) of this engine's llama.cpp under ``numeric`` (see nacrith.fingerprint)."""
+    def numerics(self, numeric: NumericConfig, lockstep: bool = False) -> tuple[str, bytes]:
+        """(kernel set, probe) of this engine's llama.cpp under ``numeric`` (see nacrith.fingerprint),
+        for an archive coded in ``lockstep`` or batched."""
         return fingerprint.writer_numerics(
-            self.model, self.model_file.sha256, numeric, self.start_token, self.threads, native=numeric.native
+            self.model, self.model_file.sha256, numeric, self.start_token, self.threads, native=numeric.native,
+            lockstep=lockstep,
         )
+
+    def fit_calls(self, layout: Layout, numeric: NumericConfig) -> Layout:
+        """``layout``, in lockstep when this model's logits here depend on the batch (an
+        encoder-only choice: the header records it).  SmolLM2's Q4_1 tensors give the same
+        logits in any batch; gemma3-270m's Q4_K and Q5_0 do not (docs/determinism.md)."""
+        if layout.lockstep or fingerprint.exact_in_batches(self.model, numeric, self.start_token, self.threads):
+            return layout
+        return dataclasses.replace(layout, lockstep=True)
 
     def check_numerics(self, params: CodecParams) -> None:
         """Refuse, before decoding anything, an archive whose probe this engine does not reproduce."""
         fingerprint.check_reader_numerics(
             self.model, numeric_of(params), self.start_token, self.threads,
             kernel_set=params.kernels, recorded_probe=params.probe, recorded_fingerprint=params.fingerprint,
+            lockstep=params.calls == container.CALLS_LOCKSTEP,
         )
 
     def llm_tokens(self, symbols: np.ndarray) -> np.ndarray:
@@ -540,6 +593,8 @@ class Engine:
 
     def encode_stream(self, ctx, symbols: np.ndarray, layout: Layout, progress: Progress | None) -> list[bytes]:
         """Code one stream; returns one arithmetic-coded payload per block."""
+        if layout.lockstep:
+            return self._encode_lockstep(ctx, symbols, layout, progress)
         if layout.segments > 1:
             return [self._encode_segments(ctx, symbols, layout, progress)]
         payloads: list[bytes] = []
@@ -592,39 +647,79 @@ class Engine:
                 progress(sum(len(block) for block in rows.values()))
         return enc.finish()
 
-    def _decode_segments(self, ctx, blocks: list, layout: Layout, progress: Progress | None) -> bytes:
-        """Decode one stream coded in segments (its one block), the mirror of :meth:`_encode_segments`:
-        one token of every unfinished segment per ``llama_decode``."""
-        if len(blocks) != 1:  # Layout.check: segments need one block per stream
-            raise corrupt("a stream coded in segments must be one block")
-        bh, payload, index = blocks[0]
-        lengths = segment_lengths(segment_bounds(bh.n_symbols, layout.segments))
+    def _rounds_context(self, ctx, layout: Layout, k: int):
+        """The context a stream of ``k`` segments is coded in one token per sequence per call:
+        in lockstep exactly ``k`` sequences on both sides (the same calls on the same cache),
+        else ``ctx`` if it has enough."""
+        if layout.lockstep:
+            return self.context(ctx.window, ctx.numeric, k)
+        return self._with_seqs(ctx, k)
+
+    def _encode_lockstep(self, ctx, symbols: np.ndarray, layout: Layout, progress: Progress | None) -> list[bytes]:
+        """Code one stream with exactly the calls :meth:`_decode_rounds` makes to decode it
+        (one token of every unfinished segment per ``llama_decode``), for a model whose logits
+        depend on the batch; one payload per block."""
+        bounds = segment_bounds(len(symbols), layout.segments)
+        lengths = segment_lengths(bounds)
         k = len(lengths)
-        ctx = self._with_seqs(ctx, k)
+        ctx = self._rounds_context(ctx, layout, k)
         for s in range(k):
             ctx.clear_seq(s)
-        mixer = self.new_mixer(layout, bh.n_symbols, lengths)
-        dec = ArithmeticDecoder(payload)
-        outs = [bytearray() for _ in range(k)]
+        mixer = self.new_mixer(layout, len(symbols), lengths if layout.segments > 1 else None)
+        payloads: list[bytes] = []
+        enc = ArithmeticEncoder()
         tokens = [self.start_token] * k
-        rounds = max(lengths)
-        pos = 0
-        for r in range(rounds):
+        coded = pos = 0
+        for r in range(max(lengths)):
             active = [s for s in range(k) if lengths[s] > r]
             pos = _make_room(ctx, active, pos, layout)
             rows = ctx.decode_multi([tokens[s] for s in active], [pos] * len(active), active)
             for s, row in zip(active, rows):
-                token = self.decode_symbol(dec, mixer, row, s)
-                outs[s] += self.symbol_bytes(dec, token)
-                tokens[s] = token
+                if coded and coded % layout.block_tokens == 0:  # one segment only (Layout.check)
+                    payloads.append(enc.finish())
+                    enc = ArithmeticEncoder()
+                sym = int(symbols[bounds[s] + r])
+                self.code_symbol(enc, mixer, row, sym, s)
+                tokens[s] = sym if sym < self.n_vocab else self.tokenizer.escape_token
+                coded += 1
             pos += 1
             if progress:
                 progress(len(active))
-        raw = b"".join(outs)
-        actual = container.block_crc32(raw)
-        if len(raw) != bh.n_bytes or actual != bh.crc32:
-            raise ChecksumError(block_index=index, expected=bh.crc32, actual=actual)
-        return raw
+        payloads.append(enc.finish())
+        return payloads
+
+    def _decode_rounds(self, ctx, blocks: list, layout: Layout, progress: Progress | None) -> bytes:
+        """Decode one stream one token of every unfinished segment per ``llama_decode``: the
+        mirror of :meth:`_encode_lockstep`, and of :meth:`_encode_segments` (whose batched
+        logits equal these).  Only a stream of one segment may have several blocks."""
+        if layout.segments > 1 and len(blocks) != 1:  # Layout.check: segments need one block per stream
+            raise corrupt("a stream coded in segments must be one block")
+        n_symbols = sum(bh.n_symbols for bh, _, _ in blocks)
+        lengths = segment_lengths(segment_bounds(n_symbols, layout.segments))
+        k = len(lengths)
+        ctx = self._rounds_context(ctx, layout, k)
+        for s in range(k):
+            ctx.clear_seq(s)
+        mixer = self.new_mixer(layout, n_symbols, lengths if layout.segments > 1 else None)
+        outs = [bytearray() for _ in range(k)]
+        tokens = [self.start_token] * k
+        block = _BlockReader(blocks)
+        pos = 0
+        for r in range(max(lengths)):
+            active = [s for s in range(k) if lengths[s] > r]
+            pos = _make_room(ctx, active, pos, layout)
+            rows = ctx.decode_multi([tokens[s] for s in active], [pos] * len(active), active)
+            for s, row in zip(active, rows):
+                dec = block.decoder()
+                token = self.decode_symbol(dec, mixer, row, s)
+                outs[s] += self.symbol_bytes(dec, token)
+                tokens[s] = token
+                block.count(outs)
+            pos += 1
+            if progress:
+                progress(len(active))
+        block.count(outs)  # blocks of no symbols
+        return b"".join(outs)
 
     # -- decoding: several streams in lockstep ---------------------------------------------
 
@@ -639,9 +734,9 @@ class Engine:
         logits needed), puts their tokens into the KV cache, and then, once no lane has
         finished, decodes one symbol of every lane from one batch of logits.
         """
-        if layout.segments > 1:  # one stream at a time, its segments side by side
+        if layout.segments > 1 or layout.lockstep:  # one stream at a time, its segments side by side
             for blocks in streams:
-                yield self._decode_segments(ctx, blocks, layout, progress)
+                yield self._decode_rounds(ctx, blocks, layout, progress)
             return
         source = iter(streams)
         free = list(range(ctx.n_seq - 1, -1, -1))

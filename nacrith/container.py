@@ -172,6 +172,7 @@ class ParamKey(enum.IntEnum):
     #: Version 2 only (overrides, never in a version 1 header).
     SEGMENTS = 16
     LEVEL = 17
+    CALLS = 18
 
 
 # Required value length per key (None: variable, 0..255 bytes).
@@ -194,8 +195,10 @@ _KEY_LENGTHS: dict[int, int | None] = {
 }
 _OPTIONAL_KEYS = frozenset((ParamKey.BACKEND, ParamKey.FINGERPRINT, ParamKey.ENSEMBLE))
 _REQUIRED_KEYS = frozenset(int(k) for k in _KEY_LENGTHS if k not in _OPTIONAL_KEYS)
-#: Keys of version 2 headers and their lengths: version 1's, ``segments`` and ``level``.
-_V2_KEY_LENGTHS: dict[int, int | None] = {**_KEY_LENGTHS, ParamKey.SEGMENTS: 1, ParamKey.LEVEL: 1}
+#: Keys of version 2 headers and their lengths: version 1's, ``segments``, ``level`` and ``calls``.
+_V2_KEY_LENGTHS: dict[int, int | None] = {
+    **_KEY_LENGTHS, ParamKey.SEGMENTS: 1, ParamKey.LEVEL: 1, ParamKey.CALLS: 1,
+}
 #: Most segments a stream may be coded in (spec v2 section 3.2, key 16).
 MAX_SEGMENTS = 64
 #: The compression levels a header may name (spec v2 section 3.2, key 17): the preset of
@@ -205,6 +208,12 @@ LEVEL_FAST = 1
 LEVEL_DEFAULT = 2
 LEVEL_BEST = 3
 LEVEL_NAMES = {LEVEL_FAST: "fast", LEVEL_DEFAULT: "default", LEVEL_BEST: "best"}
+#: How the encoder called the model (spec v2 section 3.2, key 18).  ``CALLS_BATCHED``: runs of
+#: known tokens in batches, which needs a model whose logits do not depend on the batch;
+#: ``CALLS_LOCKSTEP``: exactly the decoder's calls, one token per sequence per evaluation.
+CALLS_BATCHED = 0
+CALLS_LOCKSTEP = 1
+CALLS_NAMES = {CALLS_BATCHED: "batched", CALLS_LOCKSTEP: "lockstep (the decoder's calls)"}
 
 # A few ggml tensor type ids, for display only.
 _GGML_TYPE_NAMES = {
@@ -291,10 +300,11 @@ V2_DEFAULTS: dict[str, object] = {
     "ensemble": b"\x02",
     "segments": 1,
     "level": LEVEL_DEFAULT,
+    "calls": CALLS_BATCHED,
 }
 _V2_MAX_BLOCK_TOKENS = 1 << 20
 #: Keys a v2 header may override (v1's registry keys and value encodings).
-_V2_OVERRIDE_KEYS = (2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17)
+_V2_OVERRIDE_KEYS = (2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 18)
 
 
 def level_name(level: int) -> str:
@@ -361,6 +371,8 @@ class CodecParams:
     #: The compression level the writer started from (:data:`LEVEL_NAMES`; version 2 only):
     #: informative, the settings are the fields above.
     level: int = LEVEL_DEFAULT
+    #: How the encoder called the model (:data:`CALLS_NAMES`; version 2 only).
+    calls: int = CALLS_BATCHED
 
     def __post_init__(self) -> None:
         # Programming errors on the writing side: plain ValueError/TypeError.
@@ -379,6 +391,8 @@ class CodecParams:
             raise ValueError(f"segments must be in 1..{MAX_SEGMENTS}, got {self.segments!r}")
         if not (isinstance(self.level, int) and 1 <= self.level <= 255):
             raise ValueError(f"level must be in 1..255, got {self.level!r}")
+        if self.calls not in CALLS_NAMES:
+            raise ValueError(f"calls must be one of {sorted(CALLS_NAMES)}, got {self.calls!r}")
         if not isinstance(self.flash_attn, bool):
             raise TypeError("flash_attn must be a bool")
         if not isinstance(self.backend, str):
@@ -539,6 +553,8 @@ def _encode_params(params: CodecParams) -> bytes:
         raise ValueError("a version 1 header cannot record segments (version 2 only)")
     if params.level != LEVEL_DEFAULT:
         raise ValueError("a version 1 header cannot record a level (version 2 only)")
+    if params.calls != CALLS_BATCHED:
+        raise ValueError("a version 1 header cannot record lockstep calls (version 2 only)")
     entries: list[tuple[int, bytes]] = [
         (ParamKey.MODEL_SHA256, bytes(params.model_sha256)),
         (ParamKey.TOKENIZER, bytes([params.tokenizer])),
@@ -586,6 +602,7 @@ def _override_values(params: CodecParams) -> dict[int, bytes]:
         ParamKey.ENSEMBLE: bytes(params.ensemble),
         ParamKey.SEGMENTS: bytes([params.segments]),
         ParamKey.LEVEL: bytes([params.level]),
+        ParamKey.CALLS: bytes([params.calls]),
     }
 
 
@@ -606,6 +623,7 @@ def _v2_default_values(preset: ModelPreset | None, stream_tokens: int) -> dict[i
         ParamKey.ENSEMBLE: bytes(d["ensemble"]),
         ParamKey.SEGMENTS: bytes([d["segments"]]),
         ParamKey.LEVEL: bytes([d["level"]]),
+        ParamKey.CALLS: bytes([d["calls"]]),
     }
     if preset is not None:
         values[ParamKey.START_TOKEN] = _U32.pack(preset.start_token)
@@ -1081,6 +1099,12 @@ def _parse_params_v2(raw: bytes) -> CodecParams:
     level = full[ParamKey.LEVEL][0]
     if level == 0:
         raise bad("level must be in 1..255, got 0")
+    calls = full[ParamKey.CALLS][0]
+    if calls not in CALLS_NAMES:
+        raise UnsupportedVersionError(
+            f"archive was coded with model call scheme {calls}, unknown to this version of nacrith; "
+            "upgrade nacrith to read it"
+        )
     return CodecParams(
         model_sha256=sha,
         tokenizer=full[ParamKey.TOKENIZER][0],
@@ -1101,6 +1125,7 @@ def _parse_params_v2(raw: bytes) -> CodecParams:
         probe=probe,
         segments=segments,
         level=level,
+        calls=calls,
     )
 
 
@@ -1729,6 +1754,7 @@ def format_info(info: ArchiveInfo) -> str:
             ("sinks", f"{p.sinks} positions"),
             ("segments", f"{p.segments} per stream"),
             ("level", level_name(p.level)),
+            ("model calls", CALLS_NAMES[p.calls]),
             ("ensemble", p.ensemble.hex() if p.ensemble else "off (the LLM alone)"),
         ]
         if h.version == 1:

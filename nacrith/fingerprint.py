@@ -199,56 +199,72 @@ PROBE_SINGLE = 8
 #: Bytes of the logits' BLAKE2b digest kept in a header.
 PROBE_DIGEST_SIZE = 8
 
-_probes: dict[tuple, bytes] = {}
+_probes: dict[tuple, tuple[bytes, bool]] = {}
 
 
-def probe(model, numeric: Numeric, start_token: int, threads: int = 1) -> bytes:
-    """Digest of the logits ``model`` gives for :data:`PROBE_TEXT` under ``numeric`` here.
+def probe(model, numeric: Numeric, start_token: int, threads: int = 1, *, lockstep: bool = False) -> bytes:
+    """Digest of the logits ``model`` gives here under ``numeric`` for :data:`PROBE_TEXT`,
+    each token evaluated alone after the ones before it (the decoder's path).
 
-    The text is evaluated as one batch (the encoder's path) and, beside it, its last tokens one
-    at a time in two sequences at once (the decoder's path); the digest covers the batched rows,
-    and the one-token rows must equal them bit for bit, else this environment cannot even
-    decode its own archives (EnvironmentMismatchError).  Cached per model and setting.
+    Unless ``lockstep`` (archives whose encoder made exactly the decoder's calls), the
+    encoder evaluates known tokens in batches, so the text is also evaluated as one batch and,
+    beside it, its last tokens in two sequences at once: those rows must equal the one-token
+    rows bit for bit (:func:`exact_in_batches`), else this model and llama.cpp cannot code
+    batched archives at all (EnvironmentMismatchError).  Cached per model and setting.
     """
     key = (str(model.path), numeric.flash_attn, numeric.type_k, numeric.type_v)
-    if key in _probes:
-        return _probes[key]
+    if key not in _probes:
+        _probes[key] = _probe_rows(model, numeric, start_token, threads)
+    digest, exact = _probes[key]
+    if not (lockstep or exact):
+        raise EnvironmentMismatchError(
+            f"with this model ({Path(str(model.path)).name}) this llama.cpp gives different logits for a "
+            "token in a batch and alone, so it cannot code batched archives: such a model codes in lockstep "
+            "(the encoder making the decoder's calls), which nacrith chooses by itself when compressing"
+        )
+    return digest
+
+
+def exact_in_batches(model, numeric: Numeric, start_token: int, threads: int = 1) -> bool:
+    """Whether ``model`` gives the same logits here for a token alone, in a batch and beside
+    other sequences (then its encoder may batch; else it codes in lockstep).  Cached."""
+    probe(model, numeric, start_token, threads, lockstep=True)
+    return _probes[(str(model.path), numeric.flash_attn, numeric.type_k, numeric.type_v)][1]
+
+
+def _probe_rows(model, numeric: Numeric, start_token: int, threads: int) -> tuple[bytes, bool]:
+    """(digest of the one-token rows, whether the batched and side-by-side rows equal them)."""
     from .native import LlamaContext
 
     tokens = ([start_token] + model.tokenize_utf8(PROBE_TEXT))[:PROBE_TOKENS]
     n = len(tokens)
     ctx = LlamaContext(
         model,
-        n_ctx=3 * 64,
+        n_ctx=4 * 64,
         n_batch=n,
-        n_seq=3,
+        n_seq=4,
         n_threads=threads,
         flash_attn=numeric.flash_attn,
         type_k=numeric.type_k,
         type_v=numeric.type_v,
     )
     try:
+        # The decoder's path: one token per evaluation, in sequence 3.
+        single = np.stack([ctx.decode_multi([token], [i], [3])[0] for i, token in enumerate(tokens)])
         batched = ctx.decode(tokens, 0, seq=0)
-        # The one-token path on the last PROBE_SINGLE positions (after a batched prefix).
+        exact = np.array_equal(batched.view(np.uint32), single.view(np.uint32))
+        # Two sequences side by side on the last PROBE_SINGLE positions (after a batched prefix).
         first = n - PROBE_SINGLE
         for seq in (1, 2):
             ctx.decode(tokens[:first], 0, seq=seq, logits_from=first)
         for i in range(first, n):
-            token = tokens[i]
-            rows = ctx.decode_multi([token, token], [i, i], [1, 2])
-            if not (np.array_equal(rows[0].view(np.uint32), batched[i].view(np.uint32))
-                    and np.array_equal(rows[1].view(np.uint32), batched[i].view(np.uint32))):
-                raise EnvironmentMismatchError(
-                    f"with this model ({Path(str(model.path)).name}) this llama.cpp gives different logits for a "
-                    f"token in a batch and alone (probe position {i}), so nacrith cannot code with it exactly: "
-                    "use a build of native/install.sh, and a model whose weight types it computes the same in "
-                    "batches (the gemma3-270m preset's Q4_K and Q5_0 tensors are not: use smollm2-135m)"
-                )
+            if not exact:
+                break
+            rows = ctx.decode_multi([tokens[i]] * 2, [i, i], [1, 2])
+            exact = all(np.array_equal(row.view(np.uint32), single[i].view(np.uint32)) for row in rows)
     finally:
         ctx.close()
-    digest = hashlib.blake2b(batched.tobytes(), digest_size=PROBE_DIGEST_SIZE).digest()
-    _probes[key] = digest
-    return digest
+    return hashlib.blake2b(single.tobytes(), digest_size=PROBE_DIGEST_SIZE).digest(), exact
 
 
 # -- the kernel set and the probe, as archives record and check them --------------------------
@@ -277,16 +293,16 @@ def loaded_kernel_set() -> str:
 
 
 def writer_numerics(model, model_sha256: str, numeric: Numeric, start_token: int, threads: int,
-                    *, native: bool) -> tuple[str, bytes]:
-    """``(kernel set, probe)`` to record in a new archive.
+                    *, native: bool, lockstep: bool = False) -> tuple[str, bytes]:
+    """``(kernel set, probe)`` to record in a new archive (coded in ``lockstep`` or batched).
 
     Refuses (EnvironmentMismatchError) to write an archive only machines computing exactly
     this build's numbers could decode, unless ``native`` asks for such a machine-bound
-    archive.
+    archive, and a batched archive of a model this llama.cpp computes otherwise in batches.
     """
     from .native import kernels
 
-    digest = probe(model, numeric, start_token, threads)
+    digest = probe(model, numeric, start_token, threads, lockstep=lockstep)
     kernel_set = loaded_kernel_set()
     reference = REFERENCE_PROBES.get((model_sha256, numeric.flash_attn, numeric.type_k, numeric.type_v))
     why = None
@@ -311,11 +327,13 @@ def writer_numerics(model, model_sha256: str, numeric: Numeric, start_token: int
 
 
 def check_reader_numerics(model, numeric: Numeric, start_token: int, threads: int, *,
-                          kernel_set: str, recorded_probe: bytes, recorded_fingerprint: str) -> None:
-    """Refuse, before decoding anything, an archive whose probe this environment does not reproduce."""
+                          kernel_set: str, recorded_probe: bytes, recorded_fingerprint: str,
+                          lockstep: bool = False) -> None:
+    """Refuse, before decoding anything, an archive whose probe this environment does not
+    reproduce (or, for a batched archive, whose batches it computes otherwise)."""
     if not recorded_probe:
         return  # version 1 archives carry no probe: the checksums decide
-    here = probe(model, numeric, start_token, threads)[: len(recorded_probe)]
+    here = probe(model, numeric, start_token, threads, lockstep=lockstep)[: len(recorded_probe)]
     if here == recorded_probe:
         return
     local = current(numeric)

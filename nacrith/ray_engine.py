@@ -149,7 +149,7 @@ class StreamCoder:
         """(probe, kernel set, where) of this actor's llama.cpp under ``numeric``: the driver
         compares them with its own before it hands out any stream."""
         self._load()
-        probe = fingerprint.probe(self.engine.model, numeric, self.engine.start_token, self.threads)
+        probe = fingerprint.probe(self.engine.model, numeric, self.engine.start_token, self.threads, lockstep=True)
         if self.fault == "probe":
             probe = bytes(b ^ 0xFF for b in probe)
         return probe, fingerprint.loaded_kernel_set(), f"{socket.gethostname()} pid {os.getpid()}"

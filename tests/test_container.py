@@ -1189,6 +1189,7 @@ def v2_params_st(draw) -> C.CodecParams:
         stream_tokens=draw(st.sampled_from([base.stream_tokens, 1 << 19])),
         window=base.window if draw(st.booleans()) else max(base.window, 1024),
         level=draw(st.sampled_from([C.LEVEL_FAST, C.LEVEL_DEFAULT, C.LEVEL_BEST, 200])),
+        calls=draw(st.sampled_from([C.CALLS_BATCHED, C.CALLS_LOCKSTEP])),
     )
 
 
