@@ -452,8 +452,9 @@ def build_v2(files: dict[str, bytes]) -> None:
     files[g + "v2-model-header.bin"] = v2_model_header(0, 1000, preset_params)
     custom_params = v2_params(0, [tlv(7, u32(1)), tlv(8, u32(2))], kernels=0)
     files[g + "v2-custom-model-header.bin"] = v2_model_header(0, 1000, custom_params)
-    # Level best (key 17) with a 2048-token window sliding by 512: what --best writes.
-    best_params = v2_params(1, [window, tlv(12, u32(512)), tlv(17, b"\x03")])
+    # What --best writes: preset 2 (gemma3-270m) in a 2048-token window sliding by 512, level
+    # best (key 17), coded in lockstep (key 18).
+    best_params = v2_params(2, [window, tlv(12, u32(512)), tlv(17, b"\x03"), tlv(18, b"\x01")])
     files[g + "v2-best-header.bin"] = v2_model_header(0, 1000, best_params)
 
     # -- header failures

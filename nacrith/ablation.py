@@ -61,7 +61,7 @@ def ablation(
 ) -> list[AblationRow]:
     """Size and speed of each ensemble variant on ``data`` (model-coded, mode 0), streams
     coded as one segment each (``layout.segments`` is ignored)."""
-    layout = layout.replace(segments=1)
+    layout = engine.fit_calls(layout.replace(segments=1), numeric)  # the rows the encoder codes with
     layouts = [dataclasses.replace(layout, ensemble=config).check() for _, config in steps]
     with engine.lock:
         symbols = engine.tokenizer.encode(data)

@@ -27,7 +27,7 @@ import click
 
 from . import __version__, api, benchcli, bench_report, chunked, explain, fileio, filejobs, levels, models
 from .codec import DEFAULT_LANES, MAX_SEGMENTS, Layout
-from .ensemble import LLM_ONLY
+from .ensemble import DEFAULT_ENSEMBLE, LLM_ONLY
 from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, NacrithError, NacrithWarning, exit_status_table
 from .fileio import (
     STDIO,
@@ -201,7 +201,7 @@ def _layout(level: levels.Level, block_tokens, stream_tokens, window, slide, sin
     }
     changes = {name: value for name, value in given.items() if value is not None}
     if ensemble is not None:
-        changes["ensemble"] = LLM_ONLY if ensemble == "off" else Layout().ensemble
+        changes["ensemble"] = LLM_ONLY if ensemble == "off" else DEFAULT_ENSEMBLE
     if "block_tokens" in changes and "segments" not in changes:
         changes["segments"] = None  # the default for these blocks (one segment with smaller blocks)
     try:

@@ -21,6 +21,11 @@ decodable at all).  Everything below is fixed by parameters recorded in the arch
   token per stream per call.  That is only allowed because flash attention with a Q8_0 K
   cache (V in F16 by default, or Q8_0) makes batched, one-token and multi-sequence logits
   bit-identical; ``tests/test_determinism.py`` proves it on every run for both.
+* A model whose logits do depend on the batch (gemma3-270m's Q4_K and Q5_0 tensors) is coded
+  in **lockstep** (``Layout.lockstep``, header key ``calls``): the encoder makes exactly the
+  decoder's calls, one token of every segment per ``llama_decode`` in a context of exactly
+  that many sequences, with the same slides, so that equality across batch shapes is not
+  needed (:meth:`Engine.fit_calls` chooses it from the numeric probe).
 * A stream may be coded in **segments** (``Layout.segments`` = K > 1, one block per stream):
   its symbols are cut into K contiguous parts of balanced lengths (:func:`segment_bounds`),
   each with its own KV sequence (own window and sinks, starting from ``start_token`` like a
@@ -338,13 +343,8 @@ class _Lane:
 
     def decode_symbol(self, row: np.ndarray) -> None:
         """Decode one symbol under the logits ``row`` that followed ``self.token``."""
-        work = self.engine._work
-        if self.mixer is None:
-            sym, lo, f = cdf.symbol_from_logits(row, self.dec.target(), work)
-        else:
-            sym, lo, f = self.mixer.decode(row, self.dec.target(), work)
-            self.missed = False
-        self.dec.consume(lo, f)
+        sym = self.engine.decode_token(self.dec, self.mixer, row)
+        self.missed = False
         self.token = sym
         self.pos += 1
         self._finish_symbol(sym)
@@ -523,13 +523,24 @@ class Engine:
         """The logits that predict each symbol of one stream, in order: ``(index, float32 row)``.
 
         Evaluated in batches of known tokens (never across a slide); the rows equal the
-        decoder's one-token rows (module doc).  A row is only valid until the next one is asked for.
+        decoder's one-token rows (module doc).  In lockstep, one token per call as
+        :meth:`_encode_lockstep` evaluates a stream of one segment.  A row is only valid until
+        the next one is asked for.
         """
         inputs = np.concatenate(([self.start_token], self.llm_tokens(symbols[:-1])))
+        if layout.lockstep:
+            ctx = self._rounds_context(ctx, layout, 1)
         ctx.clear()
         pos = i = 0
         while i < len(inputs):
             pos = _make_room(ctx, [0], pos, layout)
+            if layout.lockstep:
+                yield i, ctx.decode_multi([int(inputs[i])], [pos], [0])[0]
+                pos += 1
+                i += 1
+                if progress:
+                    progress(1)
+                continue
             n = min(ctx.n_batch, layout.window - pos, len(inputs) - i)
             rows = ctx.decode(inputs[i : i + n], pos)
             for j in range(n):
@@ -570,17 +581,21 @@ class Engine:
         """The mirror of :meth:`code_symbol` up to the escape's byte: the token (of segment
         ``seg``) decoded under ``row``, whose bytes :meth:`symbol_bytes` then reads.  (The
         lanes of :meth:`decode_streams` decode the skip event before asking for the row.)"""
+        if mixer is not None:
+            predicted = mixer.skip_prediction(seg)
+            if predicted >= 0:  # the row is not needed when the match continues
+                (lo, f), hit = mixer.decode_skip(dec.target(), predicted, seg)
+                dec.consume(lo, f)
+                if hit:
+                    return predicted
+        return self.decode_token(dec, mixer, row, seg)
+
+    def decode_token(self, dec: ArithmeticDecoder, mixer: EnsembleState | None, row: np.ndarray, seg: int = 0) -> int:
+        """The token (of segment ``seg``) decoded under ``row`` once no skip event applies."""
         if mixer is None:
             token, lo, f = cdf.symbol_from_logits(row, dec.target(), self._work)
-            dec.consume(lo, f)
-            return token
-        predicted = mixer.skip_prediction(seg)
-        if predicted >= 0:  # the row is not needed when the match continues
-            (lo, f), hit = mixer.decode_skip(dec.target(), predicted, seg)
-            dec.consume(lo, f)
-            if hit:
-                return predicted
-        token, lo, f = mixer.decode(row, dec.target(), self._work, seg)
+        else:
+            token, lo, f = mixer.decode(row, dec.target(), self._work, seg)
         dec.consume(lo, f)
         return token
 

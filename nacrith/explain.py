@@ -104,6 +104,7 @@ def token_records(
             on_total(len(symbols))
         if not len(symbols):
             return records
+        layout = engine.fit_calls(layout, numeric)  # the rows the encoder codes with
         ctx = engine.context(layout.window, numeric)
         offset = 0
         for s in range(0, len(symbols), layout.stream_tokens):

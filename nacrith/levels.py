@@ -19,7 +19,9 @@ from .ensemble import LLM_ONLY
 @dataclass(frozen=True)
 class Level:
     """One compression level: a model preset (None: ``$NACRITH_MODEL``, else the default
-    model) and the layout archives are written with."""
+    model) and the layout archives are written with.  A level's model must be installed
+    (``--best`` needs ``sh native/install.sh gemma``): a missing one is a ModelNotFoundError
+    that says how to install it, never a quiet change of model."""
 
     name: str
     model: str | None
@@ -47,10 +49,10 @@ DEFAULT = Level(
 )
 BEST = Level(
     "best",
-    None,
+    "gemma3-270m",
     Layout(window=2048, slide=512, segments=1, level=container.LEVEL_BEST),
-    "the default's models in a 2048-token window, each stream one sequence (no segment cold starts): "
-    "a little smaller, several times slower",
+    "gemma3-270m (twice SmolLM2's size, a better predictor) with the default's online models in "
+    "a 2048-token window, coded in lockstep, each stream one sequence: the smallest, several times slower",
 )
 
 LEVELS: dict[str, Level] = {level.name: level for level in (FAST, DEFAULT, BEST)}

@@ -850,6 +850,15 @@ def v2_params(**overrides) -> C.CodecParams:
     return C.CodecParams(**values)
 
 
+def _best_params() -> C.CodecParams:
+    """What --best writes (nacrith.levels.BEST): gemma3-270m in lockstep, window 2048, slide 512."""
+    gemma = C.MODEL_PRESETS[2]
+    return v2_params(
+        model_sha256=gemma.sha256, start_token=gemma.start_token, escape_token=gemma.escape_token,
+        window=2048, slide=512, level=C.LEVEL_BEST, calls=C.CALLS_LOCKSTEP,
+    )
+
+
 def read_members(data: bytes) -> list[tuple[C.ArchiveReader, list]]:
     """Every member's reader and blocks (payloads kept), trailing data checked."""
     out = []
@@ -917,7 +926,7 @@ def test_v2_encoder_matches_independent_golden_bytes():
     assert C.encode_member(C.MODE_BYTECM, None, records, cm) == (GOLDEN / "v2-bytecm-records.nc").read_bytes()
     header = C.encode_header(C.MODE_MODEL, v2_params(window=2048, ensemble=b""), version=2, original_size=1000)
     assert header == (GOLDEN / "v2-model-header.bin").read_bytes()
-    best = v2_params(window=2048, slide=512, level=C.LEVEL_BEST)
+    best = _best_params()
     assert C.encode_header(C.MODE_MODEL, best, version=2, original_size=1000) == (
         GOLDEN / "v2-best-header.bin"
     ).read_bytes()
@@ -947,7 +956,7 @@ def test_v2_goldens_parse_and_decode():
 def test_v2_golden_model_headers_parse_then_truncate():
     for name, params in (
         ("v2-model-header.bin", v2_params(window=2048, ensemble=b"")),
-        ("v2-best-header.bin", v2_params(window=2048, slide=512, level=C.LEVEL_BEST)),
+        ("v2-best-header.bin", _best_params()),
         ("v2-custom-model-header.bin", v2_params(
             model_sha256=GEN.MODEL_SHA256, kernels=C.KERNELS_MACHINE_BOUND, fingerprint=GEN.V2_FINGERPRINT,
         )),

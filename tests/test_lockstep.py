@@ -155,3 +155,20 @@ def test_gemma_refuses_a_batched_archive_before_decoding(gemma, codec):
     )
     with pytest.raises(EnvironmentMismatchError, match="in a batch and alone"):
         g.decompress(forged)
+
+
+def test_gemma_lockstep_probe_is_the_pinned_reference(gemma):
+    """gemma3-270m's lockstep archives are portable: this build computes the reference probe
+    (measured natively and under qemu-x86_64 -cpu Haswell), and writes the pinned kernel set."""
+    from nacrith.native import LlamaModel, kernels
+
+    if fingerprint.loaded_kernel_set() == kernels.MACHINE_BOUND:
+        pytest.skip("this llama.cpp is not the pinned build (native/install.sh)")
+    model = LlamaModel(gemma.path)
+    start = model.bos if model.bos >= 0 else 1
+    want = fingerprint.REFERENCE_PROBES[(gemma.sha256, True, 8, 1)]
+    assert fingerprint.probe(model, NumericConfig(), start, 2, lockstep=True).hex() == want
+    kernel_set, digest = fingerprint.writer_numerics(
+        model, gemma.sha256, NumericConfig(), start, 2, native=False, lockstep=True
+    )
+    assert kernel_set != kernels.MACHINE_BOUND and digest.hex() == want

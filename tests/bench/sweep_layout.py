@@ -1,13 +1,15 @@
 """Measure bpb and speed against the coding layout (the layout and level tables in docs/results.md).
 
-Usage: python tests/bench/sweep_layout.py [--decode] FILE NBYTES LAYOUT [LAYOUT...]
-where each LAYOUT is comma-separated key=value pairs of nacrith.codec.Layout (integers, and
-``ensemble=off`` for the LLM alone), e.g.
+Usage: python tests/bench/sweep_layout.py [--decode] [--model NAME] FILE NBYTES LAYOUT [LAYOUT...]
+where each LAYOUT is comma-separated key=value pairs of nacrith.codec.Layout (integers,
+``ensemble=off`` for the LLM alone, ``ensemble.FIELD=N`` for one field of the default
+ensemble), e.g.
     python tests/bench/sweep_layout.py ../shared/corpora/alice29.txt 60000 window=1024,slide=256 window=2048
 An empty LAYOUT ("") means the defaults.  ``--decode`` also decodes each archive (checked
 against the input) and reports decompression symbols/s.
 """
 
+import dataclasses
 import io
 import sys
 import time
@@ -15,13 +17,18 @@ from pathlib import Path
 
 import nacrith
 from nacrith import container
-from nacrith.ensemble import LLM_ONLY
+from nacrith.ensemble import DEFAULT_ENSEMBLE, LLM_ONLY
 
 
 def parse(spec: str) -> dict:
-    layout = {}
+    layout, ensemble = {}, {}
     for key, value in (kv.split("=") for kv in spec.split(",") if kv):
-        layout[key] = LLM_ONLY if (key, value) == ("ensemble", "off") else int(value)
+        if key.startswith("ensemble."):
+            ensemble[key.split(".", 1)[1]] = int(value)
+        else:
+            layout[key] = LLM_ONLY if (key, value) == ("ensemble", "off") else int(value)
+    if ensemble:
+        layout["ensemble"] = dataclasses.replace(DEFAULT_ENSEMBLE, **ensemble)
     return layout
 
 
@@ -29,11 +36,17 @@ def main() -> None:
     args = sys.argv[1:]
     decode = "--decode" in args
     args = [a for a in args if a != "--decode"]
+    model = None
+    if "--model" in args:
+        at = args.index("--model")
+        model = args[at + 1]
+        del args[at : at + 2]
     path, n, specs = Path(args[0]), int(args[1]), args[2:]
     data = path.read_bytes()[:n]
-    codec = nacrith.Codec()
+    codec = nacrith.Codec(model)
     codec.decompress(codec.compress(b"Warm up the model and the jitted coder. " * 4))
-    print(f"{path.name}, first {len(data)} bytes, {codec.engine(nacrith.models.resolve()).threads} threads")
+    threads = codec.engine(nacrith.models.resolve(model)).threads
+    print(f"{path.name}, first {len(data)} bytes, model {model or 'default'}, {threads} threads")
     print("| layout | bpb (archive) | bpb (payload) | compress symbols/s |" + (" decompress symbols/s |" if decode else ""))
     print("|---|---:|---:|---:|" + ("---:|" if decode else ""))
     for spec in specs:
