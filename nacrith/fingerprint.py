@@ -212,15 +212,12 @@ def probe(model, numeric: Numeric, start_token: int, threads: int = 1, *, lockst
     rows bit for bit (:func:`exact_in_batches`), else this model and llama.cpp cannot code
     batched archives at all (EnvironmentMismatchError).  Cached per model and setting.
     """
-    key = (str(model.path), numeric.flash_attn, numeric.type_k, numeric.type_v)
-    if key not in _probes:
-        _probes[key] = _probe_rows(model, numeric, start_token, threads)
-    digest, exact = _probes[key]
+    digest, exact = _probe_rows(model, numeric, start_token, threads)
     if not (lockstep or exact):
         raise EnvironmentMismatchError(
             f"with this model ({Path(str(model.path)).name}) this llama.cpp gives different logits for a "
-            "token in a batch and alone, so it cannot code batched archives: such a model codes in lockstep "
-            "(the encoder making the decoder's calls), which nacrith chooses by itself when compressing"
+            "token in a batch and alone, so it can neither write nor read archives coded in batches "
+            "(nacrith codes such a model in lockstep, the encoder making the decoder's calls, by itself)"
         )
     return digest
 
@@ -228,12 +225,19 @@ def probe(model, numeric: Numeric, start_token: int, threads: int = 1, *, lockst
 def exact_in_batches(model, numeric: Numeric, start_token: int, threads: int = 1) -> bool:
     """Whether ``model`` gives the same logits here for a token alone, in a batch and beside
     other sequences (then its encoder may batch; else it codes in lockstep).  Cached."""
-    probe(model, numeric, start_token, threads, lockstep=True)
-    return _probes[(str(model.path), numeric.flash_attn, numeric.type_k, numeric.type_v)][1]
+    return _probe_rows(model, numeric, start_token, threads)[1]
 
 
 def _probe_rows(model, numeric: Numeric, start_token: int, threads: int) -> tuple[bytes, bool]:
-    """(digest of the one-token rows, whether the batched and side-by-side rows equal them)."""
+    """(digest of the one-token rows, whether the batched and side-by-side rows equal them),
+    cached per model and setting."""
+    key = (str(model.path), numeric.flash_attn, numeric.type_k, numeric.type_v)
+    if key not in _probes:
+        _probes[key] = _evaluate_probe(model, numeric, start_token, threads)
+    return _probes[key]
+
+
+def _evaluate_probe(model, numeric: Numeric, start_token: int, threads: int) -> tuple[bytes, bool]:
     from .native import LlamaContext
 
     tokens = ([start_token] + model.tokenize_utf8(PROBE_TEXT))[:PROBE_TOKENS]

@@ -16,18 +16,12 @@ from click.testing import CliRunner
 
 from nacrith import cli, container, fingerprint
 from nacrith.codec import Layout, NumericConfig
-from nacrith.ensemble import DEFAULT_ENSEMBLE, LLM_ONLY
+from nacrith.ensemble import LLM_ONLY
 from nacrith.errors import ModelNotFoundError
 
-TEXT = (
-    b"Lockstep: the encoder calls the model exactly as the decoder will.\r\n"
-    b"Odd bytes too: \x00\x01\xff\xfe, and astral \xf0\x90\x80\x80 text.\n"
-    + b"".join(b"<li><a href=\"/items/%d\">item %d</a> in the list</li>\n" % (i, i) for i in range(10))
-    + b"And some ordinary English prose at the end, so that the model has something to predict.\n"
-)
-SMALL = dict(window=48, slide=12, sinks=2)
-# Not the default ensemble itself: inputs this short would be coded without it (codec.ENSEMBLE_MIN_BYTES).
-ENSEMBLE = dataclasses.replace(DEFAULT_ENSEMBLE, llm_rate=21)
+# The segment tests' text (escapes, CRLF, astral characters, repeats for the match model), small
+# window that slides, and ensemble (not the default itself, which inputs this short go without).
+from test_segments import ENSEMBLE, SMALL, TEXT
 
 
 def _read(archive: bytes):
