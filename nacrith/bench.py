@@ -268,6 +268,12 @@ def level_codecs(codec: api.Codec, names: Iterable[str]) -> list[tuple[str, api.
     return out
 
 
+def level_environment(codec: api.Codec) -> dict:
+    """The model and layout one level's rows were coded with (``--levels``)."""
+    mf = models.resolve(codec.model)
+    return {"model": mf.name, "model_sha256": mf.sha256, **dataclasses.asdict(codec.layout)}
+
+
 def is_nacrith(compressor: str) -> bool:
     """Whether a row's compressor is nacrith (at any level)."""
     return compressor == NACRITH or compressor.startswith(NACRITH + " ")

@@ -38,6 +38,8 @@ def measure(
     env["max_bytes"] = max_bytes
     emit(bench_report.format_row(None, width))
     nacriths = bench.level_codecs(codec, levels) if levels else None
+    if nacriths:  # each level's model and layout (the top-level ones are the plain codec's)
+        env["levels"] = {row: bench.level_environment(level_codec) for row, level_codec in nacriths}
     rows = bench.bench_files(
         codec, files, external=external, max_bytes=max_bytes,
         on_row=lambda row: emit(bench_report.format_row(row, width)), nacriths=nacriths,
@@ -46,13 +48,14 @@ def measure(
         level_codec.close()
     env["peak_rss_mib"] = bench.peak_rss_mib()
     if not quiet:
-        layout = codec.layout
-        say(
-            f"layout: {', '.join(f'{f.name}={getattr(layout, f.name)}' for f in dataclasses.fields(layout) if f.name != 'ensemble')}; "
-            f"ensemble: {layout.ensemble.describe()}; "
-            f"lanes={codec.lanes}, workers={codec.workers}, threads={env['threads']}; "
-            f"peak RSS {env['peak_rss_mib']:.0f} MiB"
-        )
+        for row, level_codec in nacriths or [(bench.NACRITH, codec)]:
+            layout = level_codec.layout
+            say(
+                f"{row}: model {models.resolve(level_codec.model).name}; "
+                f"layout: {', '.join(f'{f.name}={getattr(layout, f.name)}' for f in dataclasses.fields(layout) if f.name != 'ensemble')}; "
+                f"ensemble: {layout.ensemble.describe()}"
+            )
+        say(f"lanes={codec.lanes}, workers={codec.workers}, threads={env['threads']}; peak RSS {env['peak_rss_mib']:.0f} MiB")
     write_outputs(env, rows, json_path, csv_path, png_path)
     status = 0
     for row in rows:

@@ -78,6 +78,7 @@ VERSIONS = (1, 2)  # decoded
 MIN_MEM_LOG = 16
 MAX_MEM_LOG = 22
 HEADER_BYTES = 2
+_NO_TRACE = np.zeros(0, dtype=np.int64)
 
 NCTX = 9  # context models: orders 0,1,2,3,4,6, word, sparse a, sparse b
 NCTX_V2 = 14  # v2 adds orders 5 and 8, a word bigram and two column contexts
@@ -176,11 +177,12 @@ def _context_count(e, v2):
 
 
 @njit(cache=True)
-def _run(encode, data, payload, n_bytes, mem_log, version, sq, st, rate):
+def _run(encode, data, payload, n_bytes, mem_log, version, sq, st, rate, trace):
     """Encode ``data`` into ``payload`` (returns the byte count, or -1 if it would overflow)
     or decode ``payload`` into ``data`` (returns the number of payload bytes consumed,
     counting reads past the end).  ``n_bytes`` bytes; ``mem_log`` and ``version`` as
-    recorded.  Version 2 adds to version 1 what the comments marked "v2" say."""
+    recorded.  Version 2 adds to version 1 what the comments marked "v2" say.  ``trace``
+    receives each bit's ``p16`` (8 entries per byte) unless it is empty."""
     M32 = 0xFFFFFFFF
     v2 = version >= 2
     nctx = NCTX_V2 if v2 else NCTX
@@ -417,6 +419,8 @@ def _run(encode, data, payload, n_bytes, mem_log, version, sq, st, rate):
             if p16 > 65535 - 32:
                 p16 = 65535 - 32
             # ---- code the bit (p16 = P(bit = 1) * 65536)
+            if trace.shape[0]:
+                trace[pos * 8 + bit] = p16
             rng = x2 - x1
             xmid = x1 + (rng >> 16) * p16 + (((rng & 0xFFFF) * p16) >> 16)
             if encode:
@@ -520,10 +524,23 @@ def compress(data: bytes, mem_log: int | None = None, version: int = VERSION) ->
         raise ValueError(f"bytecm version {version} unknown (knows {VERSIONS})")
     src = np.frombuffer(data, dtype=np.uint8).copy()
     out = np.zeros(n + 64, dtype=np.uint8)
-    used = _run(True, src, out, n, mem_log, version, SQUASH, STRETCH, RATE)
+    used = _run(True, src, out, n, mem_log, version, SQUASH, STRETCH, RATE, _NO_TRACE)
     if used < 0:
         return None
     return bytes([version, mem_log]) + out[:used].tobytes()
+
+
+def bit_predictions(data: bytes, version: int = VERSION) -> np.ndarray:
+    """``P(bit = 1) * 65536`` with which :func:`compress` codes each bit of ``data`` (int64,
+    8 per byte, most significant bit first): bytecm's view of the text, for mixing per bit
+    with other models (``tests/bench/bridge_estimate.py``)."""
+    data = bytes(data)
+    n = len(data)
+    src = np.frombuffer(data, dtype=np.uint8).copy()
+    out = np.zeros(n + 64, dtype=np.uint8)
+    trace = np.zeros(8 * n, dtype=np.int64)
+    _run(True, src, out, n, mem_log_for(n), version, SQUASH, STRETCH, RATE, trace)
+    return trace
 
 
 def check_header(payload: bytes) -> tuple[int, int]:
@@ -550,7 +567,7 @@ def decompress(payload: bytes, n_bytes: int) -> bytes:
         raise ValueError("n_bytes must be >= 0")
     body = np.frombuffer(bytes(payload[HEADER_BYTES:]), dtype=np.uint8).copy()
     out = np.zeros(n_bytes, dtype=np.uint8)
-    used = _run(False, out, body, n_bytes, mem_log, version, SQUASH, STRETCH, RATE)
+    used = _run(False, out, body, n_bytes, mem_log, version, SQUASH, STRETCH, RATE, _NO_TRACE)
     if used > len(body) + 4:
         raise corrupt("a bytecm payload ends before its data")
     return out.tobytes()

@@ -57,6 +57,7 @@ __all__ = [
     "exp_nonpos",
     "freqs_from_logits",
     "freqs_from_probs",
+    "freqs_from_scores",
     "symbol_interval",
     "cumulative",
     "find_symbol",
@@ -423,6 +424,14 @@ def weights_from_scores(scores: np.ndarray, v: int) -> int:
         scores[i] = e
         acc += np.int64(e * _WEIGHT_ONE)
     return acc
+
+
+@njit(cache=True)
+def freqs_from_scores(scores: np.ndarray, v: int) -> np.ndarray:
+    """Integer frequencies (np.int64[v], each >= 1, sum == TOTAL) from float64 scores in
+    ``scores[:v]`` (overwritten by their weights): the ones :func:`interval_from_scores` codes with."""
+    s = weights_from_scores(scores, v)
+    return _freqs_from_weights(scores[:v], s)
 
 
 @njit(cache=True)

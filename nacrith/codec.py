@@ -527,20 +527,18 @@ class Engine:
         :meth:`_encode_lockstep` evaluates a stream of one segment.  A row is only valid until
         the next one is asked for.
         """
-        inputs = np.concatenate(([self.start_token], self.llm_tokens(symbols[:-1])))
         if layout.lockstep:
-            ctx = self._rounds_context(ctx, layout, 1)
+            seen = self.llm_tokens(symbols)
+            tokens: list[int] = []
+            for i, (_, row) in enumerate(self._round_rows(ctx, layout, [len(symbols)], tokens, progress)):
+                yield i, row
+                tokens[0] = int(seen[i])
+            return
+        inputs = np.concatenate(([self.start_token], self.llm_tokens(symbols[:-1])))
         ctx.clear()
         pos = i = 0
         while i < len(inputs):
             pos = _make_room(ctx, [0], pos, layout)
-            if layout.lockstep:
-                yield i, ctx.decode_multi([int(inputs[i])], [pos], [0])[0]
-                pos += 1
-                i += 1
-                if progress:
-                    progress(1)
-                continue
             n = min(ctx.n_batch, layout.window - pos, len(inputs) - i)
             rows = ctx.decode(inputs[i : i + n], pos)
             for j in range(n):
@@ -670,36 +668,48 @@ class Engine:
             return self.context(ctx.window, ctx.numeric, k)
         return self._with_seqs(ctx, k)
 
+    def _round_rows(self, ctx, layout: Layout, lengths: list[int], tokens: list[int], progress: Progress | None):
+        """The rounds of a stream of ``len(lengths)`` segments: each round one ``llama_decode``
+        of one token of every unfinished segment, yielding ``(segment, row)`` in segment
+        order.  ``tokens`` (filled here with the start token) holds what each segment's model
+        sees next: the caller sets ``tokens[s]`` from each row's symbol before asking for the
+        next row.  The encoder in lockstep and the decoder both run exactly these calls."""
+        k = len(lengths)
+        ctx = self._rounds_context(ctx, layout, k)
+        for s in range(k):
+            ctx.clear_seq(s)
+        tokens[:] = [self.start_token] * k
+        pos = 0
+        for r in range(max(lengths)):
+            active = [s for s in range(k) if lengths[s] > r]
+            pos = _make_room(ctx, active, pos, layout)
+            rows = ctx.decode_multi([tokens[s] for s in active], [pos] * len(active), active)
+            yield from zip(active, rows)
+            pos += 1
+            if progress:
+                progress(len(active))
+
     def _encode_lockstep(self, ctx, symbols: np.ndarray, layout: Layout, progress: Progress | None) -> list[bytes]:
         """Code one stream with exactly the calls :meth:`_decode_rounds` makes to decode it
         (one token of every unfinished segment per ``llama_decode``), for a model whose logits
         depend on the batch; one payload per block."""
         bounds = segment_bounds(len(symbols), layout.segments)
         lengths = segment_lengths(bounds)
-        k = len(lengths)
-        ctx = self._rounds_context(ctx, layout, k)
-        for s in range(k):
-            ctx.clear_seq(s)
         mixer = self.new_mixer(layout, len(symbols), lengths if layout.segments > 1 else None)
         payloads: list[bytes] = []
         enc = ArithmeticEncoder()
-        tokens = [self.start_token] * k
-        coded = pos = 0
-        for r in range(max(lengths)):
-            active = [s for s in range(k) if lengths[s] > r]
-            pos = _make_room(ctx, active, pos, layout)
-            rows = ctx.decode_multi([tokens[s] for s in active], [pos] * len(active), active)
-            for s, row in zip(active, rows):
-                if coded and coded % layout.block_tokens == 0:  # one segment only (Layout.check)
-                    payloads.append(enc.finish())
-                    enc = ArithmeticEncoder()
-                sym = int(symbols[bounds[s] + r])
-                self.code_symbol(enc, mixer, row, sym, s)
-                tokens[s] = sym if sym < self.n_vocab else self.tokenizer.escape_token
-                coded += 1
-            pos += 1
-            if progress:
-                progress(len(active))
+        tokens: list[int] = []
+        done = [0] * len(lengths)  # symbols coded per segment
+        coded = 0
+        for s, row in self._round_rows(ctx, layout, lengths, tokens, progress):
+            if coded and coded % layout.block_tokens == 0:  # one segment only (Layout.check)
+                payloads.append(enc.finish())
+                enc = ArithmeticEncoder()
+            sym = int(symbols[bounds[s] + done[s]])
+            self.code_symbol(enc, mixer, row, sym, s)
+            tokens[s] = sym if sym < self.n_vocab else self.tokenizer.escape_token
+            done[s] += 1
+            coded += 1
         payloads.append(enc.finish())
         return payloads
 
@@ -711,28 +721,16 @@ class Engine:
             raise corrupt("a stream coded in segments must be one block")
         n_symbols = sum(bh.n_symbols for bh, _, _ in blocks)
         lengths = segment_lengths(segment_bounds(n_symbols, layout.segments))
-        k = len(lengths)
-        ctx = self._rounds_context(ctx, layout, k)
-        for s in range(k):
-            ctx.clear_seq(s)
         mixer = self.new_mixer(layout, n_symbols, lengths if layout.segments > 1 else None)
-        outs = [bytearray() for _ in range(k)]
-        tokens = [self.start_token] * k
+        outs = [bytearray() for _ in lengths]
+        tokens: list[int] = []
         block = _BlockReader(blocks)
-        pos = 0
-        for r in range(max(lengths)):
-            active = [s for s in range(k) if lengths[s] > r]
-            pos = _make_room(ctx, active, pos, layout)
-            rows = ctx.decode_multi([tokens[s] for s in active], [pos] * len(active), active)
-            for s, row in zip(active, rows):
-                dec = block.decoder()
-                token = self.decode_symbol(dec, mixer, row, s)
-                outs[s] += self.symbol_bytes(dec, token)
-                tokens[s] = token
-                block.count(outs)
-            pos += 1
-            if progress:
-                progress(len(active))
+        for s, row in self._round_rows(ctx, layout, lengths, tokens, progress):
+            dec = block.decoder()
+            token = self.decode_symbol(dec, mixer, row, s)
+            outs[s] += self.symbol_bytes(dec, token)
+            tokens[s] = token
+            block.count(outs)
         block.count(outs)  # blocks of no symbols
         return b"".join(outs)
 

@@ -375,6 +375,16 @@ class EnsembleState:
         self._room(seg)
         return _encode_step(logits, token, work, *self.arrays(seg))
 
+    def frequencies(self, logits: np.ndarray, work: np.ndarray, seg: int = 0) -> np.ndarray:
+        """The integer frequencies (np.int64[n_vocab], sum ``cdf.TOTAL``) that the next
+        :meth:`encode` or :meth:`decode` of segment ``seg`` codes with; learns nothing."""
+        if logits.shape[0] != self.n_vocab or work.shape[0] < self.n_vocab:
+            raise ValueError("ensemble: logits or scratch do not match the vocabulary")
+        self._room(seg)
+        a = self.arrays(seg)
+        _predict(logits, work, a[0], *a[2:])  # every argument but the rates
+        return cdf.freqs_from_scores(work, self.n_vocab)
+
     def decode(self, logits: np.ndarray, target: int, work: np.ndarray, seg: int = 0) -> tuple[int, int, int]:
         """The token whose interval holds ``target``: ``(token, cum_low, freq)``; learns."""
         if logits.shape[0] != self.n_vocab or work.shape[0] < self.n_vocab:

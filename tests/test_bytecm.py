@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
@@ -317,3 +318,15 @@ def _example_params() -> dict:
     p = dict(gen.MODEL_PARAMS)
     flash = p.pop("flash_attn")
     return dict(p, flash_attn=bool(flash))
+
+
+def test_bit_predictions_are_what_compress_codes_with():
+    # The trace (for mixing bytecm per bit with the token models) must be the coded
+    # probabilities: their ideal cost is the payload's size, to within the coder's flush.
+    data = b"".join(b"record %d: value=%d;\n" % (i, i * i % 97) for i in range(400))
+    p = bytecm.bit_predictions(data)
+    assert p.shape == (8 * len(data),) and p.min() >= 32 and p.max() <= 65535 - 32
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+    ideal = -np.log2(np.where(bits == 1, p, 65536 - p) / 65536).sum() / 8
+    coded = len(bytecm.compress(data)) - bytecm.HEADER_BYTES
+    assert abs(coded - ideal) <= 6, (coded, ideal)

@@ -136,9 +136,12 @@ def test_bench_compares_levels(tmp_path, monkeypatch):
                    "--json", str(doc), str(src)]
     )
     assert result.exit_code == 0, result.output
-    _, rows = bench_report.load_json(doc)
+    env, rows = bench_report.load_json(doc)
     nacriths = [r for r in rows if bench.is_nacrith(r.compressor)]
     assert [r.compressor for r in nacriths] == ["nacrith --fast", "nacrith"]
+    # Each level's own layout is recorded, not only the plain codec's.
+    assert env["levels"]["nacrith --fast"]["window"] == levels.FAST.layout.window
+    assert env["levels"]["nacrith"]["window"] == levels.DEFAULT.layout.window != levels.FAST.layout.window
     assert all(r.ok and r.original_size == 600 for r in nacriths)
     assert "nacrith --fast" in result.stdout
     bad = CliRunner().invoke(cli.main, ["bench", "--levels", "fast,ultra", str(src)])
