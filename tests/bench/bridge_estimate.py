@@ -157,8 +157,10 @@ def bit_view(w: Walks, data: bytes) -> np.ndarray:
 def mix_cost(kind, bit, pos, n1, n0, y, second, cm, use_second, use_cm):
     """Bits spent coding the walk's decisions with the mixer (module doc)."""
     weights = np.zeros((2 * 24, 4))  # by kind and bit; the second half while the secondary is silent
-    weights[:, 0] = 1.0 - SECONDARY_WEIGHT if use_second else 1.0
-    weights[:, 1] = SECONDARY_WEIGHT if use_second else 0.0
+    weights[:, 0] = 1.0
+    if use_second:
+        weights[:24, 0] = 1.0 - SECONDARY_WEIGHT
+        weights[:24, 1] = SECONDARY_WEIGHT
     total = 0.0
     x = np.zeros(4)
     for i in range(len(y)):
