@@ -352,14 +352,11 @@ def environment(codec: api.Codec) -> dict:
     import platform
 
     from . import __version__
-    mf = models.resolve(codec.model)
     return {
         "nacrith_version": __version__,
-        "model": mf.name,
-        "model_sha256": mf.sha256,
-        **dataclasses.asdict(codec.layout),
+        **level_environment(codec),
         "lanes": codec.lanes,
-        "threads": codec.engine(mf).threads,
+        "threads": codec.engine(models.resolve(codec.model)).threads,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),

@@ -62,6 +62,10 @@ class Decision:
     one: tuple[int, int]
     zero: tuple[int, int]
 
+    def says_yes(self, rank: int) -> bool:
+        """The answer for the token at sorted position ``rank`` (the encoder's side)."""
+        return self.one[0] <= rank < self.one[1]
+
 
 class Bridge:
     """The trie walk of one vocabulary (``pieces[t]``: token ``t``'s bytes; empty for tokens
@@ -132,7 +136,7 @@ class Bridge:
 
         def answer(d: Decision) -> bool:
             steps.append(d)
-            return d.one[0] <= r < d.one[1]
+            return d.says_yes(r)
 
         reached = self.walk(answer)
         assert reached == token

@@ -514,6 +514,23 @@ def compress(data: bytes, mem_log: int | None = None, version: int = VERSION) ->
     """The bytecm payload of ``data``, or None if it would be larger than ``data`` + 64 bytes
     (then it is not worth using; the caller stores or uses zstd).  ``version`` 1 writes the
     older model (kept for tests and golden files)."""
+    mem_log, out, used = _encode(data, mem_log, version, _NO_TRACE)
+    if used < 0:
+        return None
+    return bytes([version, mem_log]) + out[:used].tobytes()
+
+
+def bit_predictions(data: bytes, version: int = VERSION) -> np.ndarray:
+    """``P(bit = 1) * 65536`` with which :func:`compress` codes each bit of ``data`` (int64,
+    8 per byte, most significant bit first): bytecm's view of the text, for mixing per bit
+    with other models (``tests/bench/bridge_estimate.py``)."""
+    trace = np.zeros(8 * len(data), dtype=np.int64)
+    _encode(data, None, version, trace)
+    return trace
+
+
+def _encode(data: bytes, mem_log: int | None, version: int, trace: np.ndarray) -> tuple[int, np.ndarray, int]:
+    """Run the encoder over ``data``: ``(mem_log, output buffer, bytes used or -1)``."""
     data = bytes(data)
     n = len(data)
     if mem_log is None:
@@ -524,23 +541,7 @@ def compress(data: bytes, mem_log: int | None = None, version: int = VERSION) ->
         raise ValueError(f"bytecm version {version} unknown (knows {VERSIONS})")
     src = np.frombuffer(data, dtype=np.uint8).copy()
     out = np.zeros(n + 64, dtype=np.uint8)
-    used = _run(True, src, out, n, mem_log, version, SQUASH, STRETCH, RATE, _NO_TRACE)
-    if used < 0:
-        return None
-    return bytes([version, mem_log]) + out[:used].tobytes()
-
-
-def bit_predictions(data: bytes, version: int = VERSION) -> np.ndarray:
-    """``P(bit = 1) * 65536`` with which :func:`compress` codes each bit of ``data`` (int64,
-    8 per byte, most significant bit first): bytecm's view of the text, for mixing per bit
-    with other models (``tests/bench/bridge_estimate.py``)."""
-    data = bytes(data)
-    n = len(data)
-    src = np.frombuffer(data, dtype=np.uint8).copy()
-    out = np.zeros(n + 64, dtype=np.uint8)
-    trace = np.zeros(8 * n, dtype=np.int64)
-    _run(True, src, out, n, mem_log_for(n), version, SQUASH, STRETCH, RATE, trace)
-    return trace
+    return mem_log, out, _run(True, src, out, n, mem_log, version, SQUASH, STRETCH, RATE, trace)
 
 
 def check_header(payload: bytes) -> tuple[int, int]:

@@ -35,7 +35,7 @@ def test_walk_costs_exactly_the_tokens_probability():
             for d in bridge.path(t):
                 n1, n0 = Bridge.counts(m, d)
                 assert n1 > 0 and n0 > 0
-                yes = d.one[0] <= bridge.rank[t] < d.one[1]
+                yes = d.says_yes(bridge.rank[t])
                 p *= Fraction(n1 if yes else n0, n1 + n0)
             assert p == Fraction(int(f[t]), reachable), (t, piece)
 
@@ -45,7 +45,7 @@ def test_decoder_side_walk_reaches_the_token_from_the_answers_alone():
     for t, piece in enumerate(PIECES):
         if not piece:
             continue
-        answers = iter([d.one[0] <= bridge.rank[t] < d.one[1] for d in bridge.path(t)])
+        answers = iter([d.says_yes(bridge.rank[t]) for d in bridge.path(t)])
         asked = []
 
         def answer(d):
@@ -64,7 +64,7 @@ def test_bit_decisions_are_the_bits_of_the_tokens_bytes():
         r = bridge.rank[t]
         for d in bridge.path(t):
             if d.kind == BIT:
-                yes = d.one[0] <= r < d.one[1]
+                yes = d.says_yes(r)
                 assert yes == bool(piece[d.depth] >> (7 - d.bit) & 1)
             else:
                 assert d.kind in (END, CHOICE) and 1 <= d.depth <= len(piece)
@@ -84,7 +84,7 @@ def test_shared_spelling_is_told_apart_by_choice_decisions():
     q_tokens = [t for t, p in enumerate(PIECES) if p == b"q"]
     kinds = {t: [d.kind for d in bridge.path(t)] for t in q_tokens}
     assert all(k.count(CHOICE) >= 1 for k in kinds.values())
-    walks = {tuple((d, d.one[0] <= bridge.rank[t] < d.one[1]) for d in bridge.path(t)) for t in q_tokens}
+    walks = {tuple((d, d.says_yes(bridge.rank[t])) for d in bridge.path(t)) for t in q_tokens}
     assert len(walks) == len(q_tokens)  # same questions, different answers
 
 
@@ -132,5 +132,5 @@ def test_real_vocabulary_walks_cost_the_tokens_bits(engine):
         p = Fraction(1)
         for d in bridge.path(int(sym)):
             n1, n0 = Bridge.counts(m, d)
-            p *= Fraction(n1 if d.one[0] <= bridge.rank[sym] < d.one[1] else n0, n1 + n0)
+            p *= Fraction(n1 if d.says_yes(bridge.rank[sym]) else n0, n1 + n0)
         assert p == Fraction(int(f[sym]), reachable)

@@ -131,7 +131,7 @@ def walk_text(model: str | None, window: int, data: bytes, word_starts: bool = F
                 out.pos.append(pos + d.depth)
                 out.n1.append(n1)
                 out.n0.append(n0)
-                out.y.append(1 if d.one[0] <= r < d.one[1] else 0)
+                out.y.append(1 if d.says_yes(r) else 0)
             pos += len(engine.tokenizer.pieces[token])
     assert pos == len(data), (pos, len(data))
     return out, time.perf_counter() - start
